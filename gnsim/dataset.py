@@ -1,0 +1,412 @@
+"""The one dataset format: a folder of `metadata.json` and `{train,valid,test}.h5`.
+
+Each `.h5` holds one group per trajectory, named by a zero-padded index (`00000`, ...), with
+`position` float32 [T, N, D] (metres) and `particle_type` int [N]; further datasets in a group
+are per-trajectory extras (e.g. `material`). This is LagrangeBench's layout.
+
+Writers write to a temporary name and rename when whole. Readers open lazily, one h5py handle
+per process, and check every array they hand out; errors name the file, trajectory and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+# Particle type ids of the GNS datasets (learning_to_simulate).
+PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
+KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
+INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
+REQUIRED_METADATA = (
+    "bounds", "sequence_length", "default_connectivity_radius", "dim", "dt",
+    "vel_mean", "vel_std", "acc_mean", "acc_std",
+)
+
+
+class DatasetError(ValueError):
+    """A dataset file or its metadata is missing, malformed or inconsistent."""
+
+
+@dataclass
+class Trajectory:
+    position: np.ndarray  # float32 [T, N, D]
+    particle_type: np.ndarray  # int64 [N]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+class MotionStatistics:
+    """Streaming mean and std of per-frame velocities and accelerations, in float64.
+
+    Velocity is the finite difference `x[t+1] - x[t]` and acceleration `x[t+2] - 2 x[t+1] + x[t]`,
+    per frame (not divided by dt), over every non-kinematic particle and frame, per axis: the
+    convention of DeepMind's `learning_to_simulate` metadata. Each trajectory's count, mean and
+    sum of squared deviations are merged with Chan et al.'s pairwise update, so that a single
+    pass over the training split gives the population (ddof=0) statistics without cancellation.
+    """
+
+    def __init__(self, dim: int):
+        self.velocity = _Moments(dim)
+        self.acceleration = _Moments(dim)
+
+    def add(self, position: np.ndarray, particle_type: np.ndarray) -> None:
+        x = position[:, particle_type != KINEMATIC_PARTICLE].astype(np.float64)
+        velocity = np.diff(x, axis=0)
+        self.velocity.add(velocity.reshape(-1, x.shape[-1]))
+        self.acceleration.add(np.diff(velocity, axis=0).reshape(-1, x.shape[-1]))
+
+    def as_metadata(self) -> dict[str, list[float]]:
+        return {
+            "vel_mean": self.velocity.mean.tolist(), "vel_std": self.velocity.std.tolist(),
+            "acc_mean": self.acceleration.mean.tolist(), "acc_std": self.acceleration.std.tolist(),
+        }
+
+
+class _Moments:
+    def __init__(self, dim: int):
+        self.count = 0
+        self.mean = np.zeros(dim)
+        self.sum_squares = np.zeros(dim)
+
+    def add(self, samples: np.ndarray) -> None:
+        n = len(samples)
+        if n == 0:
+            return
+        mean = samples.mean(axis=0)
+        sum_squares = ((samples - mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.sum_squares += sum_squares + delta**2 * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.sum_squares / max(self.count, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class DatasetWriter:
+    """Streams trajectories into a dataset folder; the folder is complete only on a clean exit.
+
+    with DatasetWriter("datasets/water", dim=2, dt=0.0025, bounds=[[0, 1], [0, 1]],
+                       connectivity_radius=0.015) as writer:
+        writer.add("train", position, particle_type)
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        dim: int,
+        dt: float,
+        bounds: list[list[float]],
+        connectivity_radius: float,
+        metadata: dict | None = None,
+    ):
+        self.folder = Path(folder)
+        self.dim = dim
+        self.metadata = {
+            "bounds": [[float(lo), float(hi)] for lo, hi in bounds],
+            "dim": dim,
+            "dt": float(dt),
+            "default_connectivity_radius": float(connectivity_radius),
+            "particle_type_names": {str(k): v for k, v in PARTICLE_TYPES.items()},
+            "format_version": FORMAT_VERSION,
+            **(metadata or {}),
+        }
+        self.statistics = MotionStatistics(dim)
+        self._files: dict[str, h5py.File] = {}
+        self._counts: dict[str, int] = {}
+        self._lengths: dict[str, set[int]] = {}
+
+    def __enter__(self) -> DatasetWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def _temporary(self, split: str) -> Path:
+        return self.folder / f".{split}.h5.partial-{os.getpid()}"
+
+    def add(self, split: str, position: np.ndarray, particle_type: np.ndarray, **extras) -> None:
+        """Append one trajectory to `split`; `position` [T, N, D], `particle_type` [N]."""
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        name = f"{split}.h5 trajectory {self._counts.get(split, 0):05d}"
+        position = np.asarray(position)
+        particle_type = np.asarray(particle_type)
+        _check_trajectory(name, position, particle_type, self.dim)
+        if split not in self._files:
+            self._files[split] = h5py.File(self._temporary(split), "w")
+        group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
+        group.create_dataset("position", data=position.astype(np.float32, copy=False))
+        group.create_dataset("particle_type", data=particle_type.astype(np.int64, copy=False))
+        for key, value in extras.items():
+            group.create_dataset(key, data=np.asarray(value))
+        self._counts[split] = self._counts.get(split, 0) + 1
+        self._lengths.setdefault(split, set()).add(len(position))
+        if split == "train":
+            self.statistics.add(position, particle_type)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for file in self._files.values():
+            file.close()
+        if exc_type is not None:
+            for split in self._files:
+                self._temporary(split).unlink(missing_ok=True)
+            return
+        if "train" not in self._files:
+            raise DatasetError(f"{self.folder}: no training trajectory was written")
+        for split in self._files:
+            os.replace(self._temporary(split), self.folder / f"{split}.h5")
+        metadata = {
+            **self.metadata,
+            # DeepMind's convention: steps per trajectory, i.e. frames - 1.
+            "sequence_length": max(self._lengths["train"]) - 1,
+            **{f"sequence_length_{s}": max(n) - 1 for s, n in self._lengths.items()},
+            **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
+            **self.statistics.as_metadata(),
+        }
+        write_json_atomic(self.folder / "metadata.json", metadata)
+
+
+def write_json_atomic(path: Path, content: dict) -> None:
+    """Write JSON to a temporary name beside `path`, then rename: a file that exists is whole."""
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and validation
+
+
+def read_metadata(folder: str | os.PathLike) -> dict:
+    """Read and check `folder/metadata.json`."""
+    path = Path(folder) / "metadata.json"
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise DatasetError(f"{path}: missing key {missing[0]!r}")
+    dim = metadata["dim"]
+    if dim not in (2, 3):
+        raise DatasetError(f"{path}: 'dim' must be 2 or 3, got {dim!r}")
+    if np.shape(metadata["bounds"]) != (dim, 2):
+        raise DatasetError(f"{path}: 'bounds' must be {dim} pairs [lo, hi]")
+    for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+        if np.shape(metadata[key]) != (dim,):
+            raise DatasetError(f"{path}: {key!r} must have {dim} entries, got {metadata[key]!r}")
+    return metadata
+
+
+def _check_trajectory(name: str, position: np.ndarray, particle_type: np.ndarray, dim: int) -> None:
+    if position.ndim != 3:
+        raise DatasetError(f"{name}: 'position' must have rank 3 [T, N, D], got shape {position.shape}")
+    if not np.issubdtype(position.dtype, np.floating):
+        raise DatasetError(f"{name}: 'position' must be float32, got {position.dtype}")
+    if particle_type.ndim != 1:
+        raise DatasetError(f"{name}: 'particle_type' must have rank 1 [N], got shape {particle_type.shape}")
+    if not np.issubdtype(particle_type.dtype, np.integer):
+        raise DatasetError(f"{name}: 'particle_type' must be integer, got {particle_type.dtype}")
+    if position.shape[1] != particle_type.shape[0]:
+        raise DatasetError(
+            f"{name}: 'position' has {position.shape[1]} particles but 'particle_type' has {particle_type.shape[0]}"
+        )
+    if position.shape[2] != dim:
+        raise DatasetError(f"{name}: 'position' is {position.shape[2]}D but the metadata says dim={dim}")
+    unknown = sorted(set(np.unique(particle_type).tolist()) - set(PARTICLE_TYPES))
+    if unknown:
+        raise DatasetError(f"{name}: 'particle_type' has unknown id {unknown[0]} (known: {sorted(PARTICLE_TYPES)})")
+    if not np.isfinite(position).all():
+        frame = int(np.argmax(~np.isfinite(position).reshape(len(position), -1).all(axis=1)))
+        raise DatasetError(f"{name}: 'position' has NaN or inf values (first at frame {frame})")
+
+
+class TrajectoryFile:
+    """A lazily opened split file; `file[k]` reads and checks trajectory k.
+
+    The h5py handle is opened on first use in each process and dropped when pickled, so each
+    DataLoader worker gets its own.
+    """
+
+    def __init__(self, path: str | os.PathLike, metadata: dict | None = None, min_frames: int = INPUT_FRAMES + 1):
+        self.path = Path(path)
+        self.metadata = metadata if metadata is not None else read_metadata(self.path.parent)
+        self.min_frames = min_frames
+        self._handle: h5py.File | None = None
+        self._pid: int | None = None
+        self.names = sorted(self._file.keys())
+        if not self.names:
+            raise DatasetError(f"{self.path}: holds no trajectory")
+
+    @property
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():
+            if not self.path.is_file():
+                raise DatasetError(f"{self.path}: file not found")
+            try:
+                self._handle = h5py.File(self.path, "r")
+            except OSError as error:
+                raise DatasetError(f"{self.path}: not a readable HDF5 file ({_first_line(error)})") from None
+            self._pid = os.getpid()
+        return self._handle
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handle": None, "_pid": None}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _dataset(self, k: int, key: str) -> h5py.Dataset:
+        where = f"{self.path} trajectory {self.names[k]}"
+        try:
+            group = self._file[self.names[k]]
+        except (KeyError, OSError) as error:
+            raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
+        if key not in group:
+            raise DatasetError(f"{where}: missing field {key!r}")
+        return group[key]
+
+    def shape(self, k: int) -> tuple[int, ...]:
+        """Shape [T, N, D] of trajectory k's positions, read from the header only."""
+        return self._dataset(k, "position").shape
+
+    def __getitem__(self, k: int) -> Trajectory:
+        return self.read(k)
+
+    def read(self, k: int, frames: slice = slice(None)) -> Trajectory:
+        """Trajectory k, or the `frames` of it, checked."""
+        name = f"{self.path} trajectory {self.names[k]}"
+        position_field = self._dataset(k, "position")
+        if position_field.ndim == 3 and len(position_field) < self.min_frames:
+            raise DatasetError(
+                f"{name}: 'position' has {len(position_field)} frames, fewer than the {self.min_frames} needed"
+            )
+        position = _read(name, "position", position_field, frames)
+        particle_type = _read(name, "particle_type", self._dataset(k, "particle_type"))
+        _check_trajectory(name, position, particle_type, self.metadata["dim"])
+        if position.dtype != np.float32:
+            raise DatasetError(f"{name}: 'position' must be float32, got {position.dtype}")
+        group = self._file[self.names[k]]
+        extras = {
+            key: _read(name, key, group[key]) for key in group if key not in ("position", "particle_type")
+        }
+        return Trajectory(position, particle_type.astype(np.int64), extras)
+
+    def sequence_lengths(self) -> list[int]:
+        return [self.shape(k)[0] for k in range(len(self))]
+
+
+def _read(name: str, key: str, dataset: h5py.Dataset, frames: slice = slice(None)) -> np.ndarray:
+    try:
+        return dataset[frames] if dataset.ndim else dataset[()]
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f"{name}: field {key!r} is unreadable ({_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def split_file(folder: str | os.PathLike, split: str, metadata: dict | None = None) -> TrajectoryFile:
+    """The checked `TrajectoryFile` of one split of a dataset folder."""
+    path = Path(folder) / f"{split}.h5"
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    return TrajectoryFile(path, metadata)
+
+
+def validate(folder: str | os.PathLike) -> dict:
+    """Read every trajectory of every split present once; return the metadata if all is well."""
+    metadata = read_metadata(folder)
+    if not (Path(folder) / "train.h5").is_file():
+        raise DatasetError(f"{Path(folder) / 'train.h5'}: file not found")
+    for split in SPLITS:
+        if (Path(folder) / f"{split}.h5").is_file():
+            trajectories = split_file(folder, split, metadata)
+            for k in range(len(trajectories)):
+                trajectories.read(k)
+    return metadata
+
+
+# ---------------------------------------------------------------------------------------------
+# Torch views
+
+
+def _as_tensors(trajectory: Trajectory, position: np.ndarray) -> dict[str, torch.Tensor]:
+    return {
+        "position": torch.from_numpy(np.ascontiguousarray(position)),
+        "particle_type": torch.from_numpy(trajectory.particle_type),
+        **{key: torch.as_tensor(value) for key, value in trajectory.extras.items()},
+    }
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """One-step samples: `input_frames` consecutive positions plus the target frame after them.
+
+    Sample i of a split is frames `[s, s + input_frames]` of the trajectory it falls in, where the
+    samples of trajectory k are numbered after those of trajectories 0..k-1 and s counts from 0.
+    """
+
+    def __init__(self, folder: str | os.PathLike, split: str = "train", input_frames: int = INPUT_FRAMES):
+        self.metadata = read_metadata(folder)
+        self.file = split_file(folder, split, self.metadata)
+        self.file.min_frames = input_frames + 1
+        self.window = input_frames + 1
+        lengths = self.file.sequence_lengths()
+        for k, length in enumerate(lengths):
+            if length < self.window:
+                raise DatasetError(
+                    f"{self.file.path} trajectory {self.file.names[k]}: 'position' has {length} frames, "
+                    f"fewer than the {self.window} needed"
+                )
+        self.offsets = np.cumsum([0] + [length - input_frames for length in lengths])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(trajectory, first frame) of sample `index`."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        k = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return k, index - int(self.offsets[k])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        k, start = self.locate(index)
+        trajectory = self.file.read(k, slice(start, start + self.window))
+        return _as_tensors(trajectory, trajectory.position)
+
+
+class TrajectoryDataset(torch.utils.data.Dataset):
+    """Whole trajectories, for rollouts."""
+
+    def __init__(self, folder: str | os.PathLike, split: str = "test", min_frames: int = INPUT_FRAMES + 1):
+        self.metadata = read_metadata(folder)
+        self.file = split_file(folder, split, self.metadata)
+        self.file.min_frames = min_frames
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        trajectory = self.file.read(k)
+        return _as_tensors(trajectory, trajectory.position)
