@@ -15,7 +15,7 @@ from gnsim import DatasetWriter
 
 BOUNDS = [[0.0, 1.0], [0.0, 1.0]]
 SPACING = 0.05
-CONNECTIVITY_RADIUS = 0.1
+CONNECTIVITY_RADIUS = 0.085  # not a multiple of the spacing: no pair sits on the cut-off
 FRAME_DT = 0.01
 
 

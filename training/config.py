@@ -49,11 +49,31 @@ MODEL_KEYS = tuple(f.name for f in fields(SimulatorConfig))
 
 
 def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> None:
-    for key in values:
-        if key not in DEFAULTS and key not in extra_keys:
+    """Reject unknown keys, and coerce values in place to the type of their default."""
+    for key, value in values.items():
+        if key in extra_keys:
+            continue
+        if key not in DEFAULTS:
             close = difflib.get_close_matches(key, DEFAULTS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TrainingError(f"unknown config key {key!r} in {where}{hint}")
+        values[key] = _coerce(key, value, where)
+
+
+def _coerce(key: str, value, where: str):
+    default = DEFAULTS[key]
+    kind = type(default)
+    if default is None or value is None or isinstance(default, str) or isinstance(value, kind):
+        return value
+    if kind is bool:
+        raise TrainingError(f"config key {key!r} in {where} must be true or false, got {value!r}")
+    try:  # YAML reads `3e-3` (no dot) as a string; ints are fine where floats are expected
+        number = float(value)
+        if kind is int and number != int(number):
+            raise ValueError
+        return kind(number) if kind is int else number
+    except (TypeError, ValueError):
+        raise TrainingError(f"config key {key!r} in {where} must be a {kind.__name__}, got {value!r}") from None
 
 
 def parse_overrides(overrides: list[str]) -> dict:

@@ -123,14 +123,19 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
         optimizer.step()
         step += 1
 
-        loss_sum, loss_count, samples = loss_sum + loss.item(), loss_count + 1, samples + config["batch_size"]
-        if master and (step % config["log_every"] == 0 or step == config["steps"]):
+        # Sum on the device, read at log steps only: no host sync per step.
+        loss_sum, loss_count, samples = loss_sum + loss.detach(), loss_count + 1, samples + config["batch_size"]
+        if step % config["log_every"] == 0 or step == config["steps"]:
+            if distributed:  # the global batch's loss: the mean of the ranks' shares
+                dist.all_reduce(loss_sum)
+                loss_sum /= world_size
             elapsed = time.perf_counter() - clock
-            last_metrics = {"step": step, "loss": loss_sum / loss_count, "lr": lr,
+            last_metrics = {"step": step, "loss": float(loss_sum) / loss_count, "lr": lr,
                             "samples_per_s": samples / elapsed}
-            logger.log(last_metrics)
-            progress.set_postfix(loss=f"{last_metrics['loss']:.3g}", lr=f"{lr:.2g}",
-                                 samples_s=f"{last_metrics['samples_per_s']:.1f}")
+            if master:
+                logger.log(last_metrics)
+                progress.set_postfix(loss=f"{last_metrics['loss']:.3g}", lr=f"{lr:.2g}",
+                                     samples_s=f"{last_metrics['samples_per_s']:.1f}")
             loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
         progress.update(1)
 
