@@ -43,17 +43,28 @@ class InteractionNetwork(MessagePassing):
     def __init__(self, latent_size: int, hidden_size: int, num_hidden_layers: int,
                  aggregation: str = "sum", layer_norm: bool = True):
         super().__init__(aggr=aggregation)
+        self.latent_size = latent_size
         self.edge_function = mlp(3 * latent_size, hidden_size, num_hidden_layers, latent_size, layer_norm)
         self.node_function = mlp(2 * latent_size, hidden_size, num_hidden_layers, latent_size, layer_norm)
 
     def forward(self, node_latent: torch.Tensor, edge_latent: torch.Tensor,
                 edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        new_edge_latent = self.edge_updater(edge_index, x=node_latent, edge_attr=edge_latent)
+        # phi_e's first layer on [e_ij, v_i, v_j] is W_e e_ij + W_r v_i + W_s v_j + b. The node
+        # terms are computed once per node and gathered, instead of once per edge: the same
+        # function with ~40% fewer edge FLOPs (E is ~20 N) and no [E, 3L] concatenation.
+        first = self.edge_function[0]
+        weight_edge, weight_receiver, weight_sender = first.weight.split(self.latent_size, dim=1)
+        node_terms = node_latent @ torch.cat([weight_receiver, weight_sender]).T  # one [N, 2H] matmul
+        receiver_term, sender_term = node_terms.chunk(2, dim=-1)
+        new_edge_latent = self.edge_updater(edge_index, edge_attr=edge_latent, weight_edge=weight_edge,
+                                            receiver_term=receiver_term, sender_term=sender_term)
         new_node_latent = self.propagate(edge_index, x=node_latent, edge_message=new_edge_latent)
         return node_latent + new_node_latent, edge_latent + new_edge_latent
 
-    def edge_update(self, x_i: torch.Tensor, x_j: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
-        return self.edge_function(torch.cat([edge_attr, x_i, x_j], dim=-1))
+    def edge_update(self, edge_attr: torch.Tensor, weight_edge: torch.Tensor, receiver_term_i: torch.Tensor,
+                    sender_term_j: torch.Tensor) -> torch.Tensor:
+        first_layer = nn.functional.linear(edge_attr, weight_edge, self.edge_function[0].bias)
+        return self.edge_function[1:](first_layer + receiver_term_i + sender_term_j)
 
     def message(self, edge_message: torch.Tensor) -> torch.Tensor:
         return edge_message  # the updated edge latent is the message

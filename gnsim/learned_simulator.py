@@ -102,8 +102,7 @@ class LearnedSimulator(nn.Module):
 
     def connectivity(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
-        return radius_graph(position, self.connectivity_radius, batch=batch,
-                            bounds=self.bounds, periodic=self.periodic)
+        return connectivity(position, self.connectivity_radius, batch, self.bounds, self.periodic)
 
     # -- features ----------------------------------------------------------------------------
 
@@ -179,6 +178,14 @@ class LearnedSimulator(nn.Module):
             kinematic = (particle_type == KINEMATIC_PARTICLE)[:, None]
             next_position = torch.where(kinematic, kinematic_position, next_position)
         return next_position
+
+
+def connectivity(position: torch.Tensor, radius: float, batch: torch.Tensor | None = None,
+                 bounds: list | None = None, periodic: list | None = None) -> torch.Tensor:
+    """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
+    edge_index = radius_graph(position, radius, batch=batch, bounds=bounds, periodic=periodic)
+    order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
+    return edge_index[:, order]
 
 
 def non_kinematic_mask(particle_type: torch.Tensor) -> torch.Tensor:

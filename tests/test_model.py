@@ -137,3 +137,19 @@ def test_rollout_starts_from_ground_truth_and_keeps_kinematic_particles_on_it(fa
     both = rollout(simulator, torch.cat([position, position], dim=1), particle_type.repeat(2), steps=10,
                    batch=torch.arange(2).repeat_interleave(len(particle_type)))
     assert torch.allclose(both[:, len(particle_type):], predicted, atol=1e-5)
+
+
+def test_interaction_network_is_the_mlp_of_concatenated_edge_receiver_and_sender_latents():
+    from gnsim.graph_network import InteractionNetwork
+
+    torch.manual_seed(0)
+    network = InteractionNetwork(latent_size=8, hidden_size=16, num_hidden_layers=2)
+    node, edge = torch.randn(30, 8), torch.randn(100, 8)
+    edge_index = torch.randint(0, 30, (2, 100))
+    new_node, new_edge = network(node, edge, edge_index)
+    sender, receiver = edge_index
+    expected_edge = network.edge_function(torch.cat([edge, node[receiver], node[sender]], dim=-1))
+    summed = torch.zeros(30, 8).index_add_(0, receiver, expected_edge)
+    expected_node = network.node_function(torch.cat([node, summed], dim=-1))
+    assert torch.allclose(new_edge, edge + expected_edge, atol=1e-5)
+    assert torch.allclose(new_node, node + expected_node, atol=1e-5)

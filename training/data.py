@@ -15,7 +15,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from gnsim.dataset import WindowDataset
-from gnsim.neighbors import radius_graph
+from gnsim.learned_simulator import connectivity
 from gnsim.noise import add_training_noise
 
 
@@ -84,7 +84,7 @@ class NoisyWindows(torch.utils.data.Dataset):
         if self.noise_std > 0:
             generator = _generator(self.seed, 1 << 20, stream_position)  # a stream apart from the shuffles'
             position, target = add_training_noise(position, target, particle_type, self.noise_std, generator)
-        edge_index = radius_graph(position[:, -1], self.connectivity_radius,
+        edge_index = connectivity(position[:, -1], self.connectivity_radius,
                                   bounds=self.bounds, periodic=self.periodic)
         graph = Data(position=position, target=target, particle_type=particle_type,
                      edge_index=edge_index, num_nodes=len(particle_type))
