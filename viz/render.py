@@ -140,8 +140,10 @@ class Renderer:
                 self.meshes[title, group] = mesh
             self.plotter.add_mesh(pv.Box(_box_bounds(self.bounds)), style="wireframe", color="black",
                                   line_width=1, lighting=False)
-            self.plotter.add_text(title, position="upper_edge", font_size=12, color="black")
-            self.labels[title] = self.plotter.add_text("", position="lower_left", font_size=10, color="black")
+            font = panel_size / 480  # text keeps its share of the panel at any size
+            self.plotter.add_text(title, position="upper_edge", font_size=max(int(12 * font), 7), color="black")
+            self.labels[title] = self.plotter.add_text("", position="lower_left", font_size=max(int(10 * font), 6),
+                                                       color="black")
         self.plotter.link_views()
         self._place_camera(0)
 
@@ -211,10 +213,13 @@ def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int
         else:
             import imageio.v2 as imageio
 
+            # H.264 in yuv420p needs even sides: pad with background rather than let imageio rescale.
             with imageio.get_writer(temporary, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                    macro_block_size=16) as writer:
+                                    macro_block_size=2) as writer:
                 for t in tqdm(frames, desc="render", unit="frame", disable=None):
-                    writer.append_data(renderer.image(t))
+                    image = renderer.image(t)
+                    pad = [(0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)]
+                    writer.append_data(np.pad(image, pad, constant_values=255))
         os.replace(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)
