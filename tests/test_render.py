@@ -137,3 +137,20 @@ def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert "no trajectory 3" in errors[1]
+
+
+def test_offscreen_names_a_headless_window_only_when_no_display_is_set(monkeypatch):
+    from viz import offscreen
+
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert offscreen.configure_offscreen() is None  # a display: VTK's own choice (X) stands
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    window = offscreen.configure_offscreen()
+    assert window in ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow")
+    assert offscreen.os.environ["VTK_DEFAULT_OPENGL_WINDOW"] == window
+    monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW")
+    monkeypatch.setattr(offscreen.ctypes.util, "find_library", lambda name: None)  # a bare machine
+    with pytest.raises(RuntimeError, match="apt-get install libegl1 libegl-mesa0"):
+        offscreen.configure_offscreen()

@@ -10,8 +10,12 @@ Mesa's software llvmpipe; or the NVIDIA driver's), else OSMesa (Debian: libosmes
 from __future__ import annotations
 
 import ctypes.util
+import glob
 import os
 import sys
+
+# Where libglvnd looks for EGL drivers ("vendors"); libEGL without one cannot make a context.
+EGL_VENDOR_DIRECTORIES = ("/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d")
 
 
 def has_display() -> bool:
@@ -28,11 +32,24 @@ def configure_offscreen() -> str | None:
     """
     if has_display() or "VTK_DEFAULT_OPENGL_WINDOW" in os.environ:
         return os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
-    for library, window in (("EGL", "vtkEGLRenderWindow"), ("OSMesa", "vtkOSOpenGLRenderWindow")):
-        if ctypes.util.find_library(library):
-            os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = window
-            return window
-    raise RuntimeError(
-        "no display and no headless OpenGL library: install EGL "
-        "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) or OSMesa (apt-get install libosmesa6)"
-    )
+    # A window class whose library is missing crashes VTK (a segfault, no message), so check first.
+    if has_egl():
+        window = "vtkEGLRenderWindow"
+    elif ctypes.util.find_library("OSMesa"):
+        window = "vtkOSOpenGLRenderWindow"
+    else:
+        raise RuntimeError(
+            "no display and no headless OpenGL library: install EGL "
+            "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) or OSMesa (apt-get install libosmesa6)"
+        )
+    os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = window
+    return window
+
+
+def has_egl() -> bool:
+    """libEGL and at least one EGL driver (Mesa's or NVIDIA's) are installed."""
+    if not ctypes.util.find_library("EGL"):
+        return False
+    if os.environ.get("__EGL_VENDOR_LIBRARY_FILENAMES") or os.environ.get("__EGL_VENDOR_LIBRARY_DIRS"):
+        return True
+    return any(glob.glob(os.path.join(directory, "*.json")) for directory in EGL_VENDOR_DIRECTORIES)
