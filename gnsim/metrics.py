@@ -20,6 +20,9 @@ from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
 HORIZONS = (1, 10, 100)
 # A particle further outside the domain than this fraction of the domain's extent has escaped.
 ESCAPE_FRACTION = 0.1
+# Sinkhorn's epsilon-scaling ratio: 0.5 (geomloss' default) under-reads large displacements by a
+# third against the exact transport cost (POT emd2, 1024 particles); 0.8 reads 93-96% of it.
+SINKHORN_SCALING = 0.8
 
 
 def _as_tensor(array) -> torch.Tensor:
@@ -122,7 +125,7 @@ def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
     x = predicted[:, index].to(torch.float32).contiguous()
     y = target[:, index].to(torch.float32).contiguous()
     finite = torch.isfinite(x).flatten(1).all(dim=1).cpu()
-    loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=0.5, backend="tensorized")
+    loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=SINKHORN_SCALING, backend="tensorized")
     distance = np.full(len(x), np.inf)
     for t in torch.nonzero(finite).flatten().tolist():  # one frame at a time: memory O(N^2), not O(T N^2)
         divergence = float(loss(x[t], y[t]))
@@ -132,7 +135,7 @@ def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
 
 def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_step=None,
                      input_frames: int = INPUT_FRAMES, sinkhorn_stride: int = 10,
-                     sinkhorn_blur: float | None = None, max_particles: int | None = 2048) -> dict:
+                     sinkhorn_blur: float | None = None, max_particles: int | None = 1024) -> dict:
     """Every metric of one rollout: scalars and per-frame curves, JSON-ready (non-finite -> None).
 
     `one_step`: one-step predictions of frames input_frames.. from ground-truth history, if any.
