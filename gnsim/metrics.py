@@ -174,13 +174,18 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
 
 
 def aggregate(per_trajectory: Sequence[dict]) -> dict:
-    """Mean of each scalar metric over trajectories (ignoring None), and the count of blow-ups."""
+    """Mean of each scalar metric over trajectories, and the number of blow-ups.
+
+    A metric that is None for any trajectory (NaN in a blown-up rollout, or a horizon longer than
+    the rollout) is None in the aggregate too: averaging only the survivors would flatter a model.
+    """
     result: dict = {"trajectories": len(per_trajectory),
                     "blow_ups": sum(r.get("blow_up_frame") is not None for r in per_trajectory)}
-    for key in per_trajectory[0] if per_trajectory else []:
-        values = [r[key] for r in per_trajectory if isinstance(r.get(key), (int, float)) and key != "blow_up_frame"]
-        if values and not isinstance(per_trajectory[0][key], list):
-            result[key] = float(np.mean(values))
+    scalars = [key for key, value in (per_trajectory[0] if per_trajectory else {}).items()
+               if not isinstance(value, list) and key != "blow_up_frame"]
+    for key in scalars:
+        values = [r.get(key) for r in per_trajectory]
+        result[key] = None if any(v is None for v in values) else float(np.mean(values))
     return result
 
 

@@ -154,3 +154,10 @@ def test_offscreen_names_a_headless_window_only_when_no_display_is_set(monkeypat
     monkeypatch.setattr(offscreen.ctypes.util, "find_library", lambda name: None)  # a bare machine
     with pytest.raises(RuntimeError, match="apt-get install libegl1 libegl-mesa0"):
         offscreen.configure_offscreen()
+
+
+def test_interactive_without_a_display_is_a_one_line_error(rollout_2d, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main([str(rollout_2d), "--interactive"]) == 2
+    assert capsys.readouterr().err.startswith("error: --interactive needs a display")

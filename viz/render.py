@@ -111,7 +111,7 @@ class Renderer:
         first = scene.panels[next(iter(scene.panels))][0]
         extent = float(np.max(self.bounds[:, 1] - self.bounds[:, 0]))
         pixels_per_metre = panel_size / (1.1 * extent) * (0.6 if self.dim == 3 else 1.0)
-        point_size = float(np.clip(0.9 * particle_spacing(first[~kinematic] if (~kinematic).any() else first)
+        point_size = float(np.clip(1.0 * particle_spacing(first[~kinematic] if (~kinematic).any() else first)
                                    * pixels_per_metre, 2.0, 30.0))
         self.meshes: dict[tuple[str, str], object] = {}
         self.labels = {}
