@@ -166,8 +166,8 @@ class Renderer:
         camera.position = (center[0] + radius * np.sin(angle), center[1] + height, center[2] + radius * np.cos(angle))
         camera.up = (0.0, 1.0, 0.0)
 
-    def image(self, t: int, orbit: bool = True) -> np.ndarray:
-        """RGB image [H, W, 3] uint8 of frame t."""
+    def update(self, t: int, orbit: bool = True) -> None:
+        """Move every panel's particles (and the 3D camera) to frame t."""
         seconds = t * float(self.scene.metadata["dt"])
         for title, positions in self.scene.panels.items():
             for group, mask in self.groups.items():
@@ -182,6 +182,10 @@ class Renderer:
         if self.dim == 3:
             self._place_camera(t if orbit else 0)
         self.plotter.render()
+
+    def image(self, t: int, orbit: bool = True) -> np.ndarray:
+        """RGB image [H, W, 3] uint8 of frame t."""
+        self.update(t, orbit)
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
 
     def close(self) -> None:
@@ -251,10 +255,10 @@ def interactive(scene: Scene, color_by_error: bool = False) -> None:
     """A pyvista window with a time slider over the frames."""
     renderer = Renderer(scene, color_by_error=color_by_error, off_screen=False)
     renderer.plotter.subplot(0, 0)
-    renderer.plotter.add_slider_widget(lambda value: renderer.image(int(round(value)), orbit=False),
+    renderer.plotter.add_slider_widget(lambda value: renderer.update(int(round(value)), orbit=False),
                                        [0, scene.frames - 1], value=0, title="frame", fmt="%.0f",
                                        color="black")
-    renderer.image(0)
+    renderer.update(0, orbit=False)
     renderer.plotter.show()
 
 
