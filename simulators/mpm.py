@@ -169,7 +169,8 @@ class MPMSolver:
         self.grid_m = wp.zeros(self.num_nodes, dtype=float, device=device)
         self.gravity = self.k.vec(*np.asarray(gravity, float))
         pad3 = lambda a: wp.vec3(*[float(t) for t in a], *[0.0] * (3 - dim))  # noqa: E731
-        self.lower3, self.upper3 = pad3(self.lower), pad3(self.upper)
+        # Nodes on a wall count as inside it, whatever the float rounding of their position.
+        self.lower3, self.upper3 = pad3(self.lower + 1e-3 * dx), pad3(self.upper - 1e-3 * dx)
         self.walls, self.wall_friction = int(walls), float(wall_friction)
 
     def substep(self, dt: float) -> None:
