@@ -37,7 +37,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
     metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
                 "frame_dt": FRAME_DT, "particle_spacing": config.particle_spacing,
-                "grid_spacing": 2 * config.particle_spacing, "num_trajectories_requested": counts}
+                "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts}
     if total > 1 and (folder / "metadata.json").is_file():
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     _remove_partials(folder)

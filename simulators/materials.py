@@ -75,8 +75,11 @@ class MaterialParams:
         m.friction_alpha, m.tension_trace = 0.0, 0.0
         if self.name == "sand":
             phi = math.radians(p["friction_angle"])
-            # Klar et al. 2016, eq. 27: the Drucker-Prager cone inscribed in Mohr-Coulomb.
-            m.friction_alpha = math.sqrt(2 / 3) * 2 * math.sin(phi) / (3 - math.sin(phi))
+            # 3D: Klar et al. 2016, eq. 27, the Drucker-Prager cone inscribed in Mohr-Coulomb.
+            # 2D (plane): the cone ||s|| <= -alpha tr(tau) is Mohr-Coulomb itself when
+            # alpha = sin(phi) / sqrt(2) (Mohr's circle: radius <= sin(phi) x centre).
+            m.friction_alpha = (math.sin(phi) / math.sqrt(2) if dim == 2 else
+                                math.sqrt(2 / 3) * 2 * math.sin(phi) / (3 - math.sin(phi)))
             # Cohesion c moves the apex to the mean stress c cot(phi) in tension; in Hencky strain
             # that is tr(eps) = dim c cot(phi) / (dim lam + 2 mu).
             m.tension_trace = dim * p["cohesion"] / math.tan(phi) / (dim * m.lam + 2 * m.mu)
