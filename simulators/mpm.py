@@ -25,13 +25,16 @@ wp.init()
 
 
 @lru_cache(maxsize=None)
-def kernels(dim: int) -> SimpleNamespace:
-    """P2G, grid update and G2P kernels for `dim` = 2 or 3."""
+def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
+    """P2G, grid update and G2P kernels for `dim` = 2 or 3; `deterministic` orders CUDA's
+    floating-point atomics so that the same inputs give the same bytes (CPU kernels run serially)."""
     vec = wp.types.vector(dim, float)
     mat = wp.types.matrix((dim, dim), float)
     stencil = 3**dim
     # Unroll the whole stencil (27 nodes in 3D) so that its offsets are constants; no adjoints.
     options = {"max_unroll": stencil, "enable_backward": False}
+    if deterministic:
+        options["deterministic"] = wp.DeterministicMode.RUN_TO_RUN
     stress = stress_functions(dim)
 
     @wp.func
@@ -153,7 +156,7 @@ class MPMSolver:
                  device: str = "cpu"):
         self.dim = dim = x.shape[1]
         self.device = device
-        self.k = kernels(dim)
+        self.k = kernels(dim, deterministic=wp.get_device(device).is_cuda)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.dx = float(dx)
         origin = self.lower - GRID_PADDING * dx
