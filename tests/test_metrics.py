@@ -185,3 +185,18 @@ def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
     assert lines[2].split()[0] == "model" and "0.000123" in lines[2] and lines[2].split()[-1] == "0"
     assert lines[3].split()[0] == "constant_velocity" and "0.0456" in lines[3] and lines[3].endswith("2")
     assert len({len(line) for line in lines}) == 1  # aligned columns
+
+
+def test_sinkhorn_is_within_ten_percent_of_the_exact_transport_distance():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 1, (300, 2))
+    predicted = truth + rng.normal(0, 0.03, truth.shape)  # jitter: particles swap partners
+    # Equal-size sets with equal weights: optimal transport is an assignment (Birkhoff), solved exactly.
+    cost = ((predicted[:, None] - truth[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    exact = np.sqrt(cost[rows, cols].mean())
+    distance = sinkhorn_distance(predicted[None], truth[None], blur=0.0075)[0]
+    assert exact < 0.03 * np.sqrt(2)  # reassignment beats the identity matching
+    assert distance == pytest.approx(exact, rel=0.1)
