@@ -134,8 +134,13 @@ def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     assert main([str(tmp_path / "missing.h5")]) == 2
     assert main([str(rollout_2d), "--trajectory", "3"]) == 2
     assert main([str(rollout_2d), "--out", str(tmp_path / "x.avi")]) == 2
+    truth, particle_type = falling_block(2)
+    with DatasetWriter(tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2, connectivity_radius=0.1) as writer:
+        writer.add("train", truth, particle_type)
+    assert main([str(tmp_path / "data" / "train.h5"), "--color-by-error"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "needs a rollout file" in errors[3]
     assert "no trajectory 3" in errors[1]
 
 

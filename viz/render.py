@@ -190,8 +190,8 @@ class Renderer:
                     error = positions[t][mask] - self.scene.panels["ground truth"][t][mask]
                     mesh.point_data["error"] = np.linalg.norm(error, axis=-1).astype(np.float32)
             self.labels[title].SetText(0, f"t = {seconds:.3f} s  (frame {t})")
-        if self.dim == 3:
-            self._place_camera(t if orbit else 0)
+        if self.dim == 3 and orbit:  # otherwise the camera stays where it is (the first view, or the user's)
+            self._place_camera(t)
         self.plotter.render()
 
     def image(self, t: int, orbit: bool = True) -> np.ndarray:
@@ -226,7 +226,8 @@ def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int
         if out.suffix.lower() == ".gif":
             from PIL import Image
 
-            # Few colours (types on white), so a per-frame palette without dithering is exact and small.
+            # A 256-colour palette per frame, undithered: exact for flat 2D type colours on white,
+            # nearly so for shaded 3D spheres, and far smaller than dithered noise.
             images = [Image.fromarray(renderer.image(t)).quantize(256, dither=Image.Dither.NONE)
                       for t in tqdm(frames, desc="render", unit="frame", disable=None)]
             images[0].save(temporary, save_all=True, append_images=images[1:], loop=0,
@@ -309,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         scene = load_scene(args.file, args.trajectory)
     except DatasetError as error:
         return fail(str(error))
+    if args.color_by_error and not scene.is_rollout:
+        return fail(f"{args.file}: --color-by-error needs a rollout file (with 'ground_truth')")
     if args.interactive:
         if not has_display():
             return fail("--interactive needs a display (none is set); render to a file with --out instead")
@@ -320,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if not out.parent.is_dir():
         return fail(f"{out.parent}: no such folder")
     try:
-        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error,
-                            orbit_frames=len(range(0, scene.frames, args.stride)) * args.stride)
+        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error)
     except RuntimeError as error:
         return fail(str(error))
     try:
