@@ -1,4 +1,4 @@
-"""Physics-free baselines a learned simulator must beat: constant velocity, and constant velocity plus gravity.
+"""Physics-free baselines a learned simulator must beat: constant velocity, and it plus gravity.
 
 Both start from the first `input_frames` ground-truth frames, like the learned rollout, step once
 per frame with semi-implicit Euler in frame units (velocity = x(t) - x(t-1) per frame), and let
@@ -34,7 +34,7 @@ def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
 
 def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
                                   input_frames: int = INPUT_FRAMES) -> np.ndarray:
-    """Rollout [T, N, D] keeping the last input velocity and adding `acceleration` (per frame²) each step."""
+    """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step."""
     position = np.asarray(position, dtype=np.float64)
     kinematic = np.asarray(particle_type) == KINEMATIC_PARTICLE
     predicted = position.copy()
@@ -55,7 +55,8 @@ def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
 def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
                                       input_frames: int = INPUT_FRAMES) -> np.ndarray:
     """Free fall from the last input velocity, with gravity from `gravity_per_frame(metadata)`."""
-    return constant_acceleration_rollout(position, particle_type, gravity_per_frame(metadata)[0], input_frames)
+    gravity = gravity_per_frame(metadata)[0]
+    return constant_acceleration_rollout(position, particle_type, gravity, input_frames)
 
 
 def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
@@ -64,3 +65,16 @@ def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
     position = np.asarray(position, dtype=np.float64)
     current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
     return (2 * current - previous + acceleration).astype(np.float32)
+
+
+def baseline_predictions(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
+                         input_frames: int = INPUT_FRAMES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each baseline's rollout [T, N, D] and one-step predictions [T - input_frames, N, D], by name."""
+    gravity = gravity_per_frame(metadata)[0]
+    return {
+        "constant_velocity": (constant_velocity_rollout(position, particle_type, input_frames),
+                              constant_acceleration_one_step(position, 0.0, input_frames)),
+        "constant_velocity_gravity": (
+            constant_acceleration_rollout(position, particle_type, gravity, input_frames),
+            constant_acceleration_one_step(position, gravity, input_frames)),
+    }

@@ -76,11 +76,12 @@ def kinetic_energy(position, dt: float, particle_type=None) -> np.ndarray:
 
 def kinetic_energy_error(predicted, target, dt: float, particle_type=None) -> np.ndarray:
     """Absolute kinetic-energy error [T-1] of a rollout over time, |E_predicted - E_true|."""
-    return np.abs(kinetic_energy(predicted, dt, particle_type) - kinetic_energy(target, dt, particle_type))
+    energy = kinetic_energy(predicted, dt, particle_type)
+    return np.abs(energy - kinetic_energy(target, dt, particle_type))
 
 
 def fraction_outside(position, bounds, particle_type=None, margin: float = 0.0) -> np.ndarray:
-    """Per-frame fraction [T] of non-kinematic particles outside `bounds` ([[lo, hi]] per axis) by more than `margin`."""
+    """Per-frame fraction [T] of moving particles further than `margin` outside `bounds` ([lo, hi] per axis)."""
     position = _as_tensor(position)
     mask = _moving(particle_type, position.shape[1], position.device)
     bounds = torch.as_tensor(bounds, dtype=torch.float64, device=position.device)
@@ -92,8 +93,9 @@ def fraction_outside(position, bounds, particle_type=None, margin: float = 0.0) 
     return (1.0 - inside.double().mean(dim=1)).cpu().numpy()
 
 
-def blow_up_frame(position, bounds, particle_type=None, escape_fraction: float = ESCAPE_FRACTION) -> int | None:
-    """First frame where a particle is NaN/inf or has escaped the domain, or None if the rollout stays sane.
+def blow_up_frame(position, bounds, particle_type=None,
+                  escape_fraction: float = ESCAPE_FRACTION) -> int | None:
+    """First frame where a particle is NaN/inf or has escaped the domain; None if the rollout stays sane.
 
     Escaped: further outside `bounds` than `escape_fraction` of the domain's largest extent
     (0.1 of a 1 m box is several connectivity radii, far beyond a particle leaking past a wall).
@@ -127,7 +129,7 @@ def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
     finite = torch.isfinite(x).flatten(1).all(dim=1).cpu()
     loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=SINKHORN_SCALING, backend="tensorized")
     distance = np.full(len(x), np.inf)
-    for t in torch.nonzero(finite).flatten().tolist():  # one frame at a time: memory O(N^2), not O(T N^2)
+    for t in torch.nonzero(finite).flatten().tolist():  # a frame at a time: memory O(N^2), not O(T N^2)
         divergence = float(loss(x[t], y[t]))
         distance[t] = math.sqrt(2.0 * max(divergence, 0.0))
     return distance
@@ -147,7 +149,9 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
     frame_mse = position_mse(predicted, target, particle_type)
     energy_error = kinetic_energy_error(predicted, target, dt, particle_type)
     outside = fraction_outside(predicted, bounds, particle_type)
-    blur = sinkhorn_blur if sinkhorn_blur is not None else 0.5 * float(metadata["default_connectivity_radius"])
+    blur = sinkhorn_blur
+    if blur is None:
+        blur = 0.5 * float(metadata["default_connectivity_radius"])
     sinkhorn_frames = list(range(input_frames, len(frame_mse), max(sinkhorn_stride, 1)))
     sinkhorn = sinkhorn_distance(torch.as_tensor(predicted)[sinkhorn_frames],
                                  torch.as_tensor(target)[sinkhorn_frames], blur, particle_type,
@@ -198,3 +202,25 @@ def _finite_or_none(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+TABLE_COLUMNS = {  # aggregate key -> column heading
+    "one_step_mse": "one-step MSE", "mse_1": "MSE@1", "mse_10": "MSE@10", "mse_100": "MSE@100",
+    "mse_rollout": "rollout MSE", "sinkhorn_mean": "Sinkhorn (m)",
+    "kinetic_energy_error_mean": "|ΔE_kin| (J)", "fraction_outside_mean": "outside", "blow_ups": "blow-ups",
+}
+
+
+def format_table(aggregates: dict[str, dict]) -> str:
+    """A plain-text table, one row per method (model, baselines), one column per scalar metric."""
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        return str(value) if isinstance(value, int) else f"{value:.3g}"
+
+    rows = [["method", *TABLE_COLUMNS.values()]]
+    rows += [[name, *(cell(metrics.get(key)) for key in TABLE_COLUMNS)] for name, metrics in aggregates.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(text.ljust(width) if i == 0 else text.rjust(width)
+                       for i, (text, width) in enumerate(zip(row, widths))) for row in rows]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])

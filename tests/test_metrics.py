@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gnsim.baselines import (
+    baseline_predictions,
     constant_acceleration_one_step,
     constant_velocity_gravity_rollout,
     constant_velocity_rollout,
@@ -14,6 +15,7 @@ from gnsim.metrics import (
     aggregate,
     blow_up_frame,
     evaluate_rollout,
+    format_table,
     fraction_outside,
     horizon_mse,
     kinetic_energy,
@@ -161,3 +163,40 @@ def test_evaluate_rollout_reports_a_blow_up_without_crashing():
     assert summary["mse_1"] == 0.0
     assert summary["mse_rollout"] is None  # undefined for one trajectory: not the other's value
     assert aggregate([clean, clean])["one_step_mse"] == 0.0
+
+
+def test_baseline_predictions_hold_both_baselines_rollouts_and_one_steps():
+    position = np.zeros((9, 2, 2), dtype=np.float32)
+    metadata = {**METADATA, "gravity": [0.0, -4.0]}  # dt = 0.5 s: -1 m per frame²
+    predictions = baseline_predictions(position, np.array([5, 3]), metadata)
+    assert list(predictions) == ["constant_velocity", "constant_velocity_gravity"]
+    rollout, one_step = predictions["constant_velocity_gravity"]
+    np.testing.assert_allclose(rollout[6:, 0, 1], [-1.0, -3.0, -6.0])
+    np.testing.assert_allclose(rollout[:, 1], 0.0)  # the boundary particle follows the (still) truth
+    np.testing.assert_allclose(one_step[:, 0, 1], [-1.0, -1.0, -1.0])  # from true history at rest
+    np.testing.assert_allclose(predictions["constant_velocity"][0], 0.0)
+
+
+def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
+    table = format_table({"model": {"mse_rollout": 0.000123, "blow_ups": 0, "mse_100": None},
+                          "constant_velocity": {"mse_rollout": 0.0456, "blow_ups": 2}})
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["method", "one-step"] and set(lines[1]) == {"-"}
+    assert lines[2].split()[0] == "model" and "0.000123" in lines[2] and lines[2].split()[-1] == "0"
+    assert lines[3].split()[0] == "constant_velocity" and "0.0456" in lines[3] and lines[3].endswith("2")
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+
+
+def test_sinkhorn_is_within_ten_percent_of_the_exact_transport_distance():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 1, (300, 2))
+    predicted = truth + rng.normal(0, 0.03, truth.shape)  # jitter: particles swap partners
+    # Equal-size sets with equal weights: optimal transport is an assignment (Birkhoff), solved exactly.
+    cost = ((predicted[:, None] - truth[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    exact = np.sqrt(cost[rows, cols].mean())
+    distance = sinkhorn_distance(predicted[None], truth[None], blur=0.0075)[0]
+    assert exact < 0.03 * np.sqrt(2)  # reassignment beats the identity matching
+    assert distance == pytest.approx(exact, rel=0.1)

@@ -111,9 +111,9 @@ def test_a_3d_rollout_renders_off_screen_with_a_moving_camera(tmp_path):
     assert main([str(path), "--out", str(out), "--stride", "5", "--size", str(PANEL)]) == 0
     frames = gif_frames(out)
     assert len(frames) == 4 and frames[0].shape == (PANEL, 2 * PANEL, 3)
-    blue = np.array(TYPE_COLORS[5])
-    # shaded spheres: look for bluish pixels (blue channel well above red) rather than one exact colour
-    assert ((frames[0][..., 2].astype(int) - frames[0][..., 0] > 80).sum()) > 10, blue
+    # shaded spheres: look for the types' hues (water blue over red, sand red over blue), not exact colours
+    red, blue = frames[0][..., 0].astype(int), frames[0][..., 2].astype(int)
+    assert (blue - red > 80).sum() > 10 and (red - blue > 80).sum() > 10
     assert np.abs(frames[-1].astype(int) - frames[0]).sum() > 0
 
 
@@ -134,8 +134,13 @@ def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     assert main([str(tmp_path / "missing.h5")]) == 2
     assert main([str(rollout_2d), "--trajectory", "3"]) == 2
     assert main([str(rollout_2d), "--out", str(tmp_path / "x.avi")]) == 2
+    truth, particle_type = falling_block(2)
+    with DatasetWriter(tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2, connectivity_radius=0.1) as writer:
+        writer.add("train", truth, particle_type)
+    assert main([str(tmp_path / "data" / "train.h5"), "--color-by-error"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert "needs a rollout file" in errors[3]
     assert "no trajectory 3" in errors[1]
 
 

@@ -2,7 +2,9 @@
 
 python -m viz.plot runs/water
   reads  runs/water/metrics.jsonl           (one JSON object a line: step, loss, valid_* ...)
-         runs/water/rollouts/metrics.json   (per method: trajectories with *_over_time curves)
+         runs/water/rollouts/metrics.json   {METHOD: {"aggregate": {...}, "trajectories": [
+                                              gnsim.metrics.evaluate_rollout(...), ...]}, ...}
+                                              (METHOD e.g. model, constant_velocity; or under "methods")
   writes runs/water/training_curves.png and runs/water/rollouts/error_vs_time.png
 
 matplotlib comes with pyvista (one of its requirements), so plotting adds no dependency.

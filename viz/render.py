@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
+from gnsim.baselines import gravity_per_frame
 from gnsim.dataset import KINEMATIC_PARTICLE, DatasetError, TrajectoryFile, read_metadata
 from viz.offscreen import configure_offscreen, has_display
 
@@ -93,78 +94,88 @@ class Renderer:
             configure_offscreen()
         import pyvista as pv
 
-        self.pv, self.scene = pv, scene
+        self.scene = scene
         self.dim = int(scene.metadata["dim"])
         self.bounds = np.asarray(scene.metadata["bounds"], dtype=np.float64)
+        self.extent = float(np.max(self.bounds[:, 1] - self.bounds[:, 0]))
+        self.vertical = vertical_axis(scene.metadata)
         self.orbit_frames = orbit_frames or scene.frames
         kinematic = scene.particle_type == KINEMATIC_PARTICLE
         self.groups = {"moving": ~kinematic, "boundary": kinematic}
-        self.error_scale = None
-        if color_by_error and scene.is_rollout:
-            error = np.linalg.norm(scene.panels["prediction"] - scene.panels["ground truth"], axis=-1)
-            self.error_scale = max(float(np.percentile(error[:, ~kinematic], 99)) if (~kinematic).any() else 0.0,
-                                   1e-9)
+        self.error_scale = self._error_scale() if color_by_error and scene.is_rollout else None
 
         self.plotter = pv.Plotter(off_screen=off_screen, shape=(1, len(scene.panels)), border=False,
                                   window_size=(panel_size * len(scene.panels), panel_size))
         self.plotter.set_background([c / 255 for c in BACKGROUND])
-        first = scene.panels[next(iter(scene.panels))][0]
-        extent = float(np.max(self.bounds[:, 1] - self.bounds[:, 0]))
-        pixels_per_metre = panel_size / (1.1 * extent) * (0.6 if self.dim == 3 else 1.0)
-        point_size = float(np.clip(1.0 * particle_spacing(first[~kinematic] if (~kinematic).any() else first)
-                                   * pixels_per_metre, 2.0, 30.0))
+        first = next(iter(scene.panels.values()))[0]
+        # Draw each particle about one spacing wide, so that a fluid reads as a continuum.
+        pixels_per_metre = panel_size / (1.1 * self.extent) * (0.6 if self.dim == 3 else 1.0)
+        shown = first[~kinematic] if (~kinematic).any() else first
+        point_size = float(np.clip(particle_spacing(shown) * pixels_per_metre, 2.0, 30.0))
         self.meshes: dict[tuple[str, str], object] = {}
         self.labels = {}
-        for column, (title, positions) in enumerate(scene.panels.items()):
+        for column, title in enumerate(scene.panels):
             self.plotter.subplot(0, column)
-            for group, mask in self.groups.items():
-                if not mask.any():
-                    continue
-                mesh = pv.PolyData(_as_3d(positions[0][mask]))
-                by_error = self.error_scale is not None and title == "prediction" and group == "moving"
-                if by_error:
-                    mesh.point_data["error"] = np.zeros(int(mask.sum()), dtype=np.float32)
-                    style = dict(scalars="error", cmap="viridis", clim=[0.0, self.error_scale],
-                                 scalar_bar_args={"title": "error (m)", "color": "black", "n_labels": 3,
-                                                  "vertical": True, "position_x": 0.86, "position_y": 0.2,
-                                                  "width": 0.06, "height": 0.6, "fmt": "%.2g"})
-                else:
-                    mesh.point_data["color"] = np.array([TYPE_COLORS[int(k)] for k in scene.particle_type[mask]],
-                                                        dtype=np.uint8)
-                    style = dict(scalars="color", rgb=True)
-                boundary = group == "boundary"
-                self.plotter.add_mesh(mesh, render_points_as_spheres=True,
-                                      point_size=point_size * (0.6 if boundary else 1.0),
-                                      opacity=BOUNDARY_OPACITY if boundary else 1.0,
-                                      lighting=self.dim == 3, show_scalar_bar=by_error, **style)
-                self.meshes[title, group] = mesh
-            self.plotter.add_mesh(pv.Box(_box_bounds(self.bounds)), style="wireframe", color="black",
-                                  line_width=1, lighting=False)
-            font = panel_size / 480  # text keeps its share of the panel at any size
-            self.plotter.add_text(title, position="upper_edge", font_size=max(int(12 * font), 7), color="black")
-            self.labels[title] = self.plotter.add_text("", position="lower_left", font_size=max(int(10 * font), 6),
-                                                       color="black")
+            self._add_panel(pv, title, point_size, font=panel_size / 480)
         self.plotter.link_views()
         self._place_camera(0)
 
+    def _error_scale(self) -> float:
+        """Top of the error colour scale: the 99th percentile of the distance to the truth."""
+        moving = self.groups["moving"]
+        error = np.linalg.norm(self.scene.panels["prediction"] - self.scene.panels["ground truth"], axis=-1)
+        return max(float(np.percentile(error[:, moving], 99)) if moving.any() else 0.0, 1e-9)
+
+    def _add_panel(self, pv, title: str, point_size: float, font: float) -> None:
+        """The particle groups of one panel, the domain box, its title and its time label."""
+        positions = self.scene.panels[title]
+        for group, mask in self.groups.items():
+            if not mask.any():
+                continue
+            mesh = pv.PolyData(_as_3d(positions[0][mask]))
+            by_error = self.error_scale is not None and title == "prediction" and group == "moving"
+            if by_error:
+                mesh.point_data["error"] = np.zeros(int(mask.sum()), dtype=np.float32)
+                bar = {"title": "error (m)", "color": "black", "n_labels": 3, "fmt": "%.2g", "vertical": True,
+                       "position_x": 0.86, "position_y": 0.2, "width": 0.06, "height": 0.6}
+                style = dict(scalars="error", cmap="viridis", clim=[0.0, self.error_scale],
+                             scalar_bar_args=bar)
+            else:
+                types = self.scene.particle_type[mask]
+                mesh.point_data["color"] = np.array([TYPE_COLORS[int(k)] for k in types], dtype=np.uint8)
+                style = dict(scalars="color", rgb=True)
+            boundary = group == "boundary"
+            self.plotter.add_mesh(mesh, render_points_as_spheres=True,
+                                  point_size=point_size * (0.6 if boundary else 1.0),
+                                  opacity=BOUNDARY_OPACITY if boundary else 1.0,
+                                  lighting=self.dim == 3, show_scalar_bar=by_error, **style)
+            self.meshes[title, group] = mesh
+        self.plotter.add_mesh(pv.Box(_box_bounds(self.bounds)), style="wireframe", color="black",
+                              line_width=1, lighting=False)
+        # Font sizes scale with the panel, so text keeps its share of the picture at any --size.
+        self.plotter.add_text(title, position="upper_edge", font_size=max(int(12 * font), 7), color="black")
+        self.labels[title] = self.plotter.add_text("", position="lower_left",
+                                                   font_size=max(int(10 * font), 6), color="black")
+
     def _place_camera(self, t: int) -> None:
-        """2D: the domain seen from +z, orthographic. 3D: one orbit about the vertical axis over the animation."""
+        """2D: the domain from +z, orthographic. 3D: one orbit about the vertical axis per animation."""
         center = self.bounds.mean(axis=1)
-        extent = float(np.max(self.bounds[:, 1] - self.bounds[:, 0]))
         camera = self.plotter.camera
         if self.dim == 2:
             camera.parallel_projection = True
             camera.focal_point = (*center, 0.0)
-            camera.position = (*center, extent * 3)
+            camera.position = (*center, self.extent * 3)
             camera.up = (0.0, 1.0, 0.0)
-            camera.parallel_scale = 0.6 * extent
+            camera.parallel_scale = 0.6 * self.extent
             return
-        # Vertical axis: y in the GNS 3D datasets (gravity along -y).
         angle = 2 * np.pi * t / max(self.orbit_frames, 1)
-        radius, height = 3.0 * extent, 1.3 * extent
+        # In the plane across the vertical axis: (a, b) the other two axes, right-handed.
+        up, a, b = self.vertical, (self.vertical + 1) % 3, (self.vertical + 2) % 3
+        offset = np.zeros(3)
+        offset[a], offset[b], offset[up] = 3.0 * np.sin(angle), 3.0 * np.cos(angle), 1.3
         camera.focal_point = tuple(center)
-        camera.position = (center[0] + radius * np.sin(angle), center[1] + height, center[2] + radius * np.cos(angle))
-        camera.up = (0.0, 1.0, 0.0)
+        camera.position = tuple(center + self.extent * offset)
+        camera.up = tuple(np.eye(3)[up])
 
     def update(self, t: int, orbit: bool = True) -> None:
         """Move every panel's particles (and the 3D camera) to frame t."""
@@ -176,11 +187,11 @@ class Renderer:
                 mesh = self.meshes[title, group]
                 mesh.points = _as_3d(positions[t][mask])
                 if "error" in mesh.point_data:
-                    truth = self.scene.panels["ground truth"][t][mask]
-                    mesh.point_data["error"] = np.linalg.norm(positions[t][mask] - truth, axis=-1).astype(np.float32)
+                    error = positions[t][mask] - self.scene.panels["ground truth"][t][mask]
+                    mesh.point_data["error"] = np.linalg.norm(error, axis=-1).astype(np.float32)
             self.labels[title].SetText(0, f"t = {seconds:.3f} s  (frame {t})")
-        if self.dim == 3:
-            self._place_camera(t if orbit else 0)
+        if self.dim == 3 and orbit:  # otherwise the camera stays where it is (the first view, or the user's)
+            self._place_camera(t)
         self.plotter.render()
 
     def image(self, t: int, orbit: bool = True) -> np.ndarray:
@@ -190,6 +201,12 @@ class Renderer:
 
     def close(self) -> None:
         self.plotter.close()
+
+
+def vertical_axis(metadata: dict) -> int:
+    """The axis gravity acts along, when the metadata names gravity; else y (our simulators' and GNS's)."""
+    acceleration, source = gravity_per_frame(metadata)
+    return int(np.argmax(np.abs(acceleration))) if source == "gravity" and np.any(acceleration) else 1
 
 
 def _box_bounds(bounds: np.ndarray) -> tuple[float, ...]:
@@ -209,7 +226,8 @@ def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int
         if out.suffix.lower() == ".gif":
             from PIL import Image
 
-            # Few colours (types on white), so a per-frame palette without dithering is exact and small.
+            # A 256-colour palette per frame, undithered: exact for flat 2D type colours on white,
+            # nearly so for shaded 3D spheres, and far smaller than dithered noise.
             images = [Image.fromarray(renderer.image(t)).quantize(256, dither=Image.Dither.NONE)
                       for t in tqdm(frames, desc="render", unit="frame", disable=None)]
             images[0].save(temporary, save_all=True, append_images=images[1:], loop=0,
@@ -292,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         scene = load_scene(args.file, args.trajectory)
     except DatasetError as error:
         return fail(str(error))
+    if args.color_by_error and not scene.is_rollout:
+        return fail(f"{args.file}: --color-by-error needs a rollout file (with 'ground_truth')")
     if args.interactive:
         if not has_display():
             return fail("--interactive needs a display (none is set); render to a file with --out instead")
@@ -303,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if not out.parent.is_dir():
         return fail(f"{out.parent}: no such folder")
     try:
-        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error,
-                            orbit_frames=len(range(0, scene.frames, args.stride)) * args.stride)
+        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error)
     except RuntimeError as error:
         return fail(str(error))
     try:
