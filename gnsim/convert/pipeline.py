@@ -132,7 +132,7 @@ def _is_cache_of(cache: Path, folder: Path) -> bool:
 def ensure_dataset(folder: str | os.PathLike, progress: Callable[..., Iterable] = progress_bar) -> Path:
     """`folder` if it is a gnsim dataset; else its conversion, made once into a cache beside it.
 
-    The cache is `<folder>.gnsim/` (or, where that cannot be written, one under ~/.cache/gnsim/)
+    The cache is `<folder>.gnsim/` (or, where the parent is read-only, one under ~/.cache/gnsim/)
     and is rebuilt when the source's files change. Call it on one process before the others.
     """
     folder = Path(folder)
@@ -144,7 +144,7 @@ def ensure_dataset(folder: str | os.PathLike, progress: Callable[..., Iterable] 
         if _is_cache_of(cache, folder):
             print(f"using {cache}, converted from the {DESCRIPTIONS[source_format]} dataset {folder}", file=sys.stderr)
             return cache
-    cache = next((c for c in candidates if os.access(_existing_parent(c), os.W_OK)), None)
+    cache = next((c for c in candidates if _writable(_existing_parent(c))), None)
     if cache is None:
         raise DatasetError(f"{folder}: needs converting, but no cache folder is writable ({candidates[0]}, {candidates[1]})")
     staging = cache.parent / f".{cache.name}.new-{os.getpid()}"
@@ -155,6 +155,11 @@ def ensure_dataset(folder: str | os.PathLike, progress: Callable[..., Iterable] 
     print(f"converted the {DESCRIPTIONS[source_format]} dataset {folder} into {cache} "
           "(once: reused while the source is unchanged)", file=sys.stderr)
     return cache
+
+
+def _writable(folder: Path) -> bool:
+    # A folder with no write bits is read-only by intent: root could write there, but must not.
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
 
 
 def _existing_parent(path: Path) -> Path:

@@ -71,9 +71,10 @@ def count_records(path: Path) -> int:
         while header := file.read(_HEADER.size):
             if len(header) < _HEADER.size:
                 break
-            file.seek(_HEADER.unpack(header)[0] + 4, 1)
-            if file.tell() > size:
+            end = file.tell() + _HEADER.unpack(header)[0] + 4
+            if end > size:  # truncated or corrupted: the reader names the record
                 break
+            file.seek(end)
             count += 1
     return count
 
