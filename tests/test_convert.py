@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from gnsim import TrajectoryFile, read_metadata, validate
+from gnsim import DatasetError, TrajectoryFile, read_metadata, validate
 from gnsim.convert import convert, detect_format, ensure_dataset
 from gnsim.convert.__main__ import main
 
@@ -436,3 +436,15 @@ def test_cli_help_and_success_line(tmp_path, capsys):
     deepmind_dataset(tmp_path / "src")
     assert main([str(tmp_path / "src"), str(tmp_path / "dst")]) == 0
     assert capsys.readouterr().out == f"wrote {tmp_path / 'dst'} (DeepMind TFRecord -> gnsim)\n"
+
+
+def test_export_errors_name_the_users_file_not_our_intermediate_copy(tmp_path):
+    # LagrangeBench's splits differ in length (1214 and 405 frames); DeepMind's reader needs one.
+    with pytest.raises(DatasetError) as error:
+        convert(LAGRANGEBENCH, tmp_path / "tf", to="tfrecord")
+    assert str(error.value) == (f"{LAGRANGEBENCH}/valid.h5 record 0: 405 frames, but DeepMind's reader needs "
+                                "sequence_length + 1 = 1214 in every trajectory")
+    assert list(tmp_path.iterdir()) == []
+    convert(LAGRANGEBENCH, tmp_path / "npz", to="npz")  # gns's npz takes any length
+    _, [(position, particle_type)] = load_gns(tmp_path / "npz/valid.npz")
+    assert position.shape == (405, 3, 3) and particle_type.tolist() == [5, 5, 5]

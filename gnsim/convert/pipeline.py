@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -102,16 +103,29 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, from_format: str | N
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = dst.parent / f".{dst.name}.partial-{os.getpid()}"
     try:
-        ours = src if source_format == "gnsim" else staging / ("result" if to == "gnsim" else "gnsim")
-        if source_format != "gnsim":
-            import_source(READERS[source_format](src), ours, progress)
+        if source_format == "gnsim":
+            ours, source = src, None
+        else:
+            ours, source = staging / ("result" if to == "gnsim" else "gnsim"), READERS[source_format](src)
+            import_source(source, ours, progress)
         if to != "gnsim":
             (staging / "result").mkdir(parents=True)
-            WRITERS[to](ours, staging / "result", progress)
+            try:
+                WRITERS[to](ours, staging / "result", progress)
+            except DatasetError as error:
+                raise DatasetError(_in_source_terms(str(error), ours, source)) from None
         os.replace(staging / "result", dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dst
+
+
+def _in_source_terms(message: str, ours: Path, source: Source | None) -> str:
+    """Name the user's file and record, not our intermediate copy of it."""
+    if source is None:
+        return message
+    pattern = re.escape(str(ours)) + r"/(train|valid|test)\.h5 trajectory (\d+)"
+    return re.sub(pattern, lambda match: f"{source.splits[match[1]]} record {int(match[2])}", message)
 
 
 def _cache_folders(folder: Path) -> list[Path]:
