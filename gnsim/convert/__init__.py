@@ -1,4 +1,4 @@
-"""Converters between gnsim datasets and DeepMind TFRecord, geoelements/gns npz and LagrangeBench HDF5."""
+"""Converters between gnsim datasets and DeepMind TFRecord, gns npz and LagrangeBench HDF5."""
 
 from gnsim.convert.pipeline import (
     SOURCE_FORMATS,

@@ -41,7 +41,9 @@ def _metadata(folder: Path) -> dict:
 
 
 def _train_section(path: Path, metadata: dict) -> dict:
-    section = metadata.get("train", metadata) if isinstance(metadata.get("train"), dict) else metadata
+    section = (
+        metadata.get("train", metadata) if isinstance(metadata.get("train"), dict) else metadata
+    )
     for key in ("dim", "bounds", "default_connectivity_radius", "dt"):
         if key not in section:
             raise DatasetError(f"{path}: missing key {key!r}")
@@ -49,7 +51,7 @@ def _train_section(path: Path, metadata: dict) -> dict:
 
 
 def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
-    """(layout, trajectory names or None, count, iterator over trajectory tuples) of one npz file."""
+    """(layout, trajectory names or None, count, iterator over trajectories) of one npz file."""
     try:
         data = np.load(path, allow_pickle=True)
         if LAYOUT_KEY in data.files:
@@ -65,7 +67,9 @@ def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
                 try:
                     yield data[name]
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                    raise DatasetError(f"{path} record {index} ({name!r}): unreadable ({error})") from None
+                    raise DatasetError(
+                        f"{path} record {index} ({name!r}): unreadable ({error})"
+                    ) from None
 
     return "keys", list(data.files), len(data.files), items()
 
@@ -73,19 +77,35 @@ def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
 def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:
     """One gns trajectory tuple, checked, with its particle type broadcast to [N]."""
     if not hasattr(item, "__len__") or len(item) not in (2, 3):
-        raise DatasetError(f"{where}: expected (positions, particle_type[, material_property]), "
-                           f"got {type(item).__name__}")
+        raise DatasetError(
+            f"{where}: expected (positions, particle_type[, material_property]), "
+            f"got {type(item).__name__}"
+        )
     position = np.asarray(item[0])
-    if position.ndim != 3 or position.shape[2] != dim or not np.issubdtype(position.dtype, np.floating):
-        raise DatasetError(f"{where}: positions have shape {position.shape} ({position.dtype}), "
-                           f"the metadata says float [T, N, {dim}]")
+    if (
+        position.ndim != 3
+        or position.shape[2] != dim
+        or not np.issubdtype(position.dtype, np.floating)
+    ):
+        raise DatasetError(
+            f"{where}: positions have shape {position.shape} ({position.dtype}), "
+            f"the metadata says float [T, N, {dim}]"
+        )
     particle_type = np.asarray(item[1])
-    if not np.issubdtype(particle_type.dtype, np.integer) or particle_type.shape not in ((), (position.shape[1],)):
-        raise DatasetError(f"{where}: particle_type has shape {particle_type.shape} ({particle_type.dtype}), "
-                           f"expected one int or [{position.shape[1]}] ints")
+    if not np.issubdtype(particle_type.dtype, np.integer) or particle_type.shape not in (
+        (),
+        (position.shape[1],),
+    ):
+        raise DatasetError(
+            f"{where}: particle_type has shape {particle_type.shape} ({particle_type.dtype}), "
+            f"expected one int or [{position.shape[1]}] ints"
+        )
     extras = {MATERIAL: np.asarray(item[2])} if len(item) == 3 else {}
-    return TrajectoryRecord(position.astype(np.float32), np.broadcast_to(particle_type, position.shape[1:2])
-                            .astype(np.int64), extras)
+    return TrajectoryRecord(
+        position.astype(np.float32),
+        np.broadcast_to(particle_type, position.shape[1:2]).astype(np.int64),
+        extras,
+    )
 
 
 def read(folder: Path) -> Source:
@@ -103,7 +123,9 @@ def read(folder: Path) -> Source:
             form["names"][split] = names
         return count, _decode_all(path, names, items)
 
-    def _decode_all(path: Path, names: list[str] | None, items: Iterator) -> Iterator[TrajectoryRecord]:
+    def _decode_all(
+        path: Path, names: list[str] | None, items: Iterator
+    ) -> Iterator[TrajectoryRecord]:
         for index, item in enumerate(items):
             where = f"{path} record {index}" + (f" ({names[index]!r})" if names else "")
             trajectory = decode_trajectory(where, item, metadata["dim"])
@@ -114,14 +136,23 @@ def read(folder: Path) -> Source:
                 form["scalar_particle_type"] = np.ndim(item[1]) == 0
                 form["compressed"] = _compressed(path)
                 if form["position_dtype"] != "float32":
-                    print(f"note: {path}: positions are {form['position_dtype']}, stored as float32", file=sys.stderr)
+                    print(
+                        f"note: {path}: positions are {form['position_dtype']}, stored as float32",
+                        file=sys.stderr,
+                    )
             yield trajectory
 
     kept = {key: value for key, value in metadata.items() if key not in STATISTICS}
     return Source(
-        format="npz", folder=folder, splits=splits, dim=metadata["dim"], dt=metadata["dt"],
-        bounds=metadata["bounds"], connectivity_radius=metadata["default_connectivity_radius"],
-        metadata=kept, trajectories=trajectories,
+        format="npz",
+        folder=folder,
+        splits=splits,
+        dim=metadata["dim"],
+        dt=metadata["dt"],
+        bounds=metadata["bounds"],
+        connectivity_radius=metadata["default_connectivity_radius"],
+        metadata=kept,
+        trajectories=trajectories,
         provenance=lambda: {"format": "npz", "metadata": original, **form},
     )
 
@@ -154,14 +185,21 @@ def write(dataset: Path, out: Path, progress: Callable[..., Iterable]) -> None:
             dropped |= set(trajectory.extras) - {MATERIAL}
             items.append(tuple(fields))
         names = source.get("names", {}).get(split)
-        if source.get("layout", LAYOUT_KEY) == LAYOUT_KEY or names is None or len(names) != len(items):
+        if (
+            source.get("layout", LAYOUT_KEY) == LAYOUT_KEY
+            or names is None
+            or len(names) != len(items)
+        ):
             arrays = {LAYOUT_KEY: _object_array(items)}
         else:
-            arrays = {name: _object_array(item) for name, item in zip(names, items)}
+            arrays = {name: _object_array(item) for name, item in zip(names, items, strict=True)}
         with open(out / f"{split}{SUFFIX}", "wb") as file:
             (np.savez_compressed if source.get("compressed") else np.savez)(file, **arrays)
     if dropped:
-        print(f"note: gns's npz has no place for {', '.join(sorted(dropped))}; not exported", file=sys.stderr)
+        print(
+            f"note: gns's npz has no place for {', '.join(sorted(dropped))}; not exported",
+            file=sys.stderr,
+        )
     write_json_atomic(out / "metadata.json", source.get("metadata") or _gns_metadata(metadata))
 
 

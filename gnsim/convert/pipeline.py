@@ -1,4 +1,4 @@
-"""Format detection, conversion into our format and out of it, and the cache beside a foreign dataset.
+"""Format detection, conversion into our format and out of it, and the cache of a foreign one.
 
 Every output folder is built under a temporary name beside its destination and renamed into
 place when whole, so a failed conversion leaves nothing behind.
@@ -25,7 +25,12 @@ READERS = {"tfrecord": tfrecord.read, "npz": npz.read, "lagrangebench": lagrange
 WRITERS = {"tfrecord": tfrecord.write, "npz": npz.write}
 SOURCE_FORMATS = ("gnsim", *READERS)
 TARGET_FORMATS = ("gnsim", *WRITERS)
-DESCRIPTIONS = {"gnsim": "gnsim", "tfrecord": "DeepMind TFRecord", "npz": "gns npz", "lagrangebench": "LagrangeBench"}
+DESCRIPTIONS = {
+    "gnsim": "gnsim",
+    "tfrecord": "DeepMind TFRecord",
+    "npz": "gns npz",
+    "lagrangebench": "LagrangeBench",
+}
 
 
 def progress_bar(iterable: Iterable, **options) -> Iterable:
@@ -43,20 +48,31 @@ def detect_format(folder: str | os.PathLike) -> str:
             return "gnsim"
     except (OSError, ValueError):
         pass  # no metadata.json, or not ours: look at the split files
-    for name, suffix in (("tfrecord", tfrecord.SUFFIX), ("npz", npz.SUFFIX), ("lagrangebench", lagrangebench.SUFFIX)):
+    for name, suffix in (
+        ("tfrecord", tfrecord.SUFFIX),
+        ("npz", npz.SUFFIX),
+        ("lagrangebench", lagrangebench.SUFFIX),
+    ):
         if any((folder / f"{split}{suffix}").is_file() for split in SPLITS):
             return name
-    raise DatasetError(f"{folder}: unknown format (no gnsim metadata.json, and no {{train,valid,test}} "
-                       ".tfrecord, .npz or .h5 files; name one with --from)")
+    raise DatasetError(
+        f"{folder}: unknown format (no gnsim metadata.json, and no {{train,valid,test}} "
+        ".tfrecord, .npz or .h5 files; name one with --from)"
+    )
 
 
 def fingerprint(folder: Path) -> list:
     """Name, size and modification time of each file in `folder`: changes when the source does."""
-    return [[path.name, path.stat().st_size, path.stat().st_mtime_ns]
-            for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")]
+    return [
+        [path.name, path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
 
 
-def import_source(source: Source, folder: Path, progress: Callable[..., Iterable] = progress_bar) -> None:
+def import_source(
+    source: Source, folder: Path, progress: Callable[..., Iterable] = progress_bar
+) -> None:
     """Stream every trajectory of `source` into our format at `folder`."""
     try:
         periodic = periodic_axes(source.metadata, source.dim)
@@ -65,34 +81,56 @@ def import_source(source: Source, folder: Path, progress: Callable[..., Iterable
     # Our writer's statistics difference raw frames; across a periodic wall that step is a box
     # length, so periodic data get theirs from the unwrapped (minimum-image) motion instead.
     periodic_statistics = MotionStatistics(source.dim) if periodic is not None else None
-    with DatasetWriter(folder, dim=source.dim, dt=source.dt, bounds=source.bounds,
-                       connectivity_radius=source.connectivity_radius, metadata=source.metadata) as writer:
+    with DatasetWriter(
+        folder,
+        dim=source.dim,
+        dt=source.dt,
+        bounds=source.bounds,
+        connectivity_radius=source.connectivity_radius,
+        metadata=source.metadata,
+    ) as writer:
         for split, path in source.splits.items():
             count, trajectories = source.trajectories(split)
             for index, trajectory in enumerate(progress(trajectories, total=count, desc=path.name)):
                 try:
-                    writer.add(split, trajectory.position, trajectory.particle_type, **trajectory.extras)
+                    writer.add(
+                        split, trajectory.position, trajectory.particle_type, **trajectory.extras
+                    )
                 except DatasetError as error:  # it names our file; name theirs
-                    raise DatasetError(f"{path} record {index}: {str(error).split(': ', 1)[-1]}") from None
+                    raise DatasetError(
+                        f"{path} record {index}: {str(error).split(': ', 1)[-1]}"
+                    ) from None
                 if periodic_statistics is not None and split == "train":
-                    periodic_statistics.add(unwrap(trajectory.position, source.bounds, periodic),
-                                            trajectory.particle_type)
+                    periodic_statistics.add(
+                        unwrap(trajectory.position, source.bounds, periodic),
+                        trajectory.particle_type,
+                    )
     metadata = json.loads((folder / "metadata.json").read_text())
-    metadata["source"] = {**source.provenance(), "path": str(source.folder.resolve()),
-                          "fingerprint": fingerprint(source.folder)}
+    metadata["source"] = {
+        **source.provenance(),
+        "path": str(source.folder.resolve()),
+        "fingerprint": fingerprint(source.folder),
+    }
     if periodic_statistics is not None:
         metadata.update(periodic_statistics.as_metadata())
     write_json_atomic(folder / "metadata.json", metadata)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, from_format: str | None = None, to: str = "gnsim",
-            progress: Callable[..., Iterable] = progress_bar) -> Path:
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    from_format: str | None = None,
+    to: str = "gnsim",
+    progress: Callable[..., Iterable] = progress_bar,
+) -> Path:
     """Convert the dataset folder `src` into a new folder `dst` in format `to`; return `dst`."""
     src, dst = Path(src), Path(dst)
     if to not in TARGET_FORMATS:
         raise DatasetError(f"unknown target format {to!r} (known: {', '.join(TARGET_FORMATS)})")
     if from_format is not None and from_format not in SOURCE_FORMATS:
-        raise DatasetError(f"unknown source format {from_format!r} (known: {', '.join(SOURCE_FORMATS)})")
+        raise DatasetError(
+            f"unknown source format {from_format!r} (known: {', '.join(SOURCE_FORMATS)})"
+        )
     if not src.is_dir():
         raise DatasetError(f"{src}: not a folder")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
@@ -106,7 +144,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, from_format: str | N
         if source_format == "gnsim":
             ours, source = src, None
         else:
-            ours, source = staging / ("result" if to == "gnsim" else "gnsim"), READERS[source_format](src)
+            ours, source = (
+                staging / ("result" if to == "gnsim" else "gnsim"),
+                READERS[source_format](src),
+            )
             import_source(source, ours, progress)
         if to != "gnsim":
             (staging / "result").mkdir(parents=True)
@@ -125,7 +166,9 @@ def _in_source_terms(message: str, ours: Path, source: Source | None) -> str:
     if source is None:
         return message
     pattern = re.escape(str(ours)) + r"/(train|valid|test)\.h5 trajectory (\d+)"
-    return re.sub(pattern, lambda match: f"{source.splits[match[1]]} record {int(match[2])}", message)
+    return re.sub(
+        pattern, lambda match: f"{source.splits[match[1]]} record {int(match[2])}", message
+    )
 
 
 def _cache_folders(folder: Path) -> list[Path]:
@@ -140,10 +183,14 @@ def _is_cache_of(cache: Path, folder: Path) -> bool:
         source = json.loads((cache / "metadata.json").read_text()).get("source", {})
     except (OSError, ValueError):
         return False
-    return source.get("path") == str(folder.resolve()) and source.get("fingerprint") == fingerprint(folder)
+    return source.get("path") == str(folder.resolve()) and source.get("fingerprint") == fingerprint(
+        folder
+    )
 
 
-def ensure_dataset(folder: str | os.PathLike, progress: Callable[..., Iterable] = progress_bar) -> Path:
+def ensure_dataset(
+    folder: str | os.PathLike, progress: Callable[..., Iterable] = progress_bar
+) -> Path:
     """`folder` if it is a gnsim dataset; else its conversion, made once into a cache beside it.
 
     The cache is `<folder>.gnsim/` (or, where the parent is read-only, one under ~/.cache/gnsim/)
@@ -156,18 +203,27 @@ def ensure_dataset(folder: str | os.PathLike, progress: Callable[..., Iterable] 
     candidates = _cache_folders(folder)
     for cache in candidates:
         if _is_cache_of(cache, folder):
-            print(f"using {cache}, converted from the {DESCRIPTIONS[source_format]} dataset {folder}", file=sys.stderr)
+            print(
+                f"using {cache}, converted from the {DESCRIPTIONS[source_format]} dataset {folder}",
+                file=sys.stderr,
+            )
             return cache
     cache = next((c for c in candidates if _writable(_existing_parent(c))), None)
     if cache is None:
-        raise DatasetError(f"{folder}: needs converting, but no cache folder is writable ({candidates[0]}, {candidates[1]})")
+        raise DatasetError(
+            f"{folder}: needs converting, but no cache folder is writable "
+            f"({candidates[0]}, {candidates[1]})"
+        )
     staging = cache.parent / f".{cache.name}.new-{os.getpid()}"
     convert(folder, staging, source_format, "gnsim", progress)
     if cache.exists():  # a stale conversion of an older version of the source
         shutil.rmtree(cache)
     os.replace(staging, cache)
-    print(f"converted the {DESCRIPTIONS[source_format]} dataset {folder} into {cache} "
-          "(once: reused while the source is unchanged)", file=sys.stderr)
+    print(
+        f"converted the {DESCRIPTIONS[source_format]} dataset {folder} into {cache} "
+        "(once: reused while the source is unchanged)",
+        file=sys.stderr,
+    )
     return cache
 
 

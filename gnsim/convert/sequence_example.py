@@ -6,7 +6,8 @@ The schema (tensorflow/core/example/{example,feature}.proto) is four small messa
     Features        { map<string, Feature> feature = 1; }
     FeatureLists    { map<string, FeatureList> feature_list = 1; }
     FeatureList     { repeated Feature feature = 1; }
-    Feature         { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
+    Feature         { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2;
+                                Int64List int64_list = 3; } }
 
 A map is a repeated entry message {key = 1; value = 2}. Decoding skips unknown fields and
 accepts packed and unpacked scalars, as any protobuf parser does; encoding is canonical
@@ -69,12 +70,12 @@ def _fields(data: memoryview):
         if wire_type == 0:
             value, at = _varint(data, at)
         elif wire_type == 1:
-            value, at = data[at:at + 8], at + 8
+            value, at = data[at : at + 8], at + 8
         elif wire_type == 2:
             length, at = _varint(data, at)
-            value, at = data[at:at + length], at + length
+            value, at = data[at : at + length], at + length
         elif wire_type == 5:
-            value, at = data[at:at + 4], at + 4
+            value, at = data[at : at + 4], at + 4
         else:
             raise WireError(f"unsupported wire type {wire_type} in field {number}")
         if at > len(data):
@@ -138,7 +139,8 @@ def decode(record: bytes) -> SequenceExample:
                     example.context[key] = _feature(payload)
                 else:
                     example.feature_lists[key] = [
-                        _feature(item) for item_number, item_type, item in _fields(payload)
+                        _feature(item)
+                        for item_number, item_type, item in _fields(payload)
                         if item_number == 1 and item_type == 2
                     ]
     except UnicodeDecodeError:
@@ -169,14 +171,20 @@ def _encode_feature(feature: Feature) -> bytes:
         body = b"".join(_length_delimited(1, value) for value in feature.values)
         return _length_delimited(1, body)
     if feature.kind == FLOAT:
-        body = _length_delimited(1, np.asarray(feature.values, "<f4").tobytes()) if feature.values else b""
+        body = (
+            _length_delimited(1, np.asarray(feature.values, "<f4").tobytes())
+            if feature.values
+            else b""
+        )
         return _length_delimited(2, body)
     packed = b"".join(_encode_varint(int(value)) for value in feature.values)
     return _length_delimited(3, _length_delimited(1, packed) if feature.values else b"")
 
 
 def _encode_entry(key: str, value: bytes) -> bytes:
-    return _length_delimited(1, _length_delimited(1, key.encode("utf-8")) + _length_delimited(2, value))
+    return _length_delimited(
+        1, _length_delimited(1, key.encode("utf-8")) + _length_delimited(2, value)
+    )
 
 
 def encode(example: SequenceExample) -> bytes:
@@ -185,7 +193,10 @@ def encode(example: SequenceExample) -> bytes:
         _encode_entry(key, _encode_feature(example.context[key])) for key in sorted(example.context)
     )
     feature_lists = b"".join(
-        _encode_entry(key, b"".join(_length_delimited(1, _encode_feature(f)) for f in example.feature_lists[key]))
+        _encode_entry(
+            key,
+            b"".join(_length_delimited(1, _encode_feature(f)) for f in example.feature_lists[key]),
+        )
         for key in sorted(example.feature_lists)
     )
     return (_length_delimited(1, context) if example.context else b"") + (

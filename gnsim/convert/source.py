@@ -1,4 +1,4 @@
-"""What every reader of a foreign format hands the converter: metadata and a stream of trajectories."""
+"""What each reader of a foreign format hands the converter: metadata and trajectories."""
 
 from __future__ import annotations
 
@@ -33,13 +33,19 @@ class Source:
     bounds: list[list[float]]
     connectivity_radius: float
     metadata: dict  # further keys kept in our metadata.json
-    trajectories: Callable[[str], tuple[int, Iterator[TrajectoryRecord]]]  # split -> (count, stream)
+    trajectories: Callable[
+        [str], tuple[int, Iterator[TrajectoryRecord]]
+    ]  # split -> (count, stream)
     provenance: Callable[[], dict]  # what an export needs to give the data back as it came
 
 
 def available_splits(folder: Path, suffix: str) -> dict[str, Path]:
     """The split files present, in train/valid/test order; a missing training split is an error."""
-    splits = {split: folder / f"{split}{suffix}" for split in SPLITS if (folder / f"{split}{suffix}").is_file()}
+    splits = {
+        split: folder / f"{split}{suffix}"
+        for split in SPLITS
+        if (folder / f"{split}{suffix}").is_file()
+    }
     if "train" not in splits:
         found = ", ".join(path.name for path in splits.values()) or "none"
         raise DatasetError(f"{folder / f'train{suffix}'}: missing split 'train' (found: {found})")
@@ -47,10 +53,12 @@ def available_splits(folder: Path, suffix: str) -> dict[str, Path]:
 
 
 def periodic_axes(metadata: dict, dim: int) -> np.ndarray | None:
-    """LagrangeBench's `periodic_boundary_conditions` as a bool [dim] mask, or None if not periodic."""
+    """`periodic_boundary_conditions` as a bool [dim] mask, or None if no axis is periodic."""
     periodic = np.asarray(metadata.get("periodic_boundary_conditions", [False] * dim), dtype=bool)
     if periodic.shape != (dim,):
-        raise DatasetError(f"'periodic_boundary_conditions' must have {dim} entries, got {periodic.tolist()}")
+        raise DatasetError(
+            f"'periodic_boundary_conditions' must have {dim} entries, got {periodic.tolist()}"
+        )
     return periodic if periodic.any() else None
 
 

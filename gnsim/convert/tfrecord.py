@@ -49,15 +49,19 @@ def read_records(path: Path) -> Iterator[bytes]:
         while header := file.read(_HEADER.size):
             where = f"{path} record {index}"
             if len(header) < _HEADER.size:
-                raise DatasetError(f"{where}: truncated header ({len(header)} of {_HEADER.size} bytes)")
+                raise DatasetError(
+                    f"{where}: truncated header ({len(header)} of {_HEADER.size} bytes)"
+                )
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
                 raise DatasetError(f"{where}: bad CRC of the record length (corrupted file)")
             data = file.read(length)
             footer = file.read(4)
             if len(data) < length or len(footer) < 4:
-                raise DatasetError(f"{where}: truncated record ({length + 4} bytes expected after the header, "
-                                   f"{len(data) + len(footer)} found)")
+                raise DatasetError(
+                    f"{where}: truncated record ({length + 4} bytes expected after the header, "
+                    f"{len(data) + len(footer)} found)"
+                )
             if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
                 raise DatasetError(f"{where}: bad CRC of the record data (corrupted file)")
             yield data
@@ -82,7 +86,12 @@ def count_records(path: Path) -> int:
 def frame_record(data: bytes) -> bytes:
     """One record, framed with its length and both masked CRCs."""
     length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", masked_crc32c(length)) + data + struct.pack("<I", masked_crc32c(data))
+    return (
+        length
+        + struct.pack("<I", masked_crc32c(length))
+        + data
+        + struct.pack("<I", masked_crc32c(data))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +116,9 @@ def _bytes(where: str, feature: Feature | None, name: str) -> bytes:
     if feature is None:
         raise DatasetError(f"{where}: missing feature {name!r}")
     if feature.kind != BYTES:
-        raise DatasetError(f"{where}: feature {name!r} is a {feature.kind}_list, expected bytes_list")
+        raise DatasetError(
+            f"{where}: feature {name!r} is a {feature.kind}_list, expected bytes_list"
+        )
     return b"".join(feature.values)
 
 
@@ -119,8 +130,10 @@ def _frames(where: str, steps: list[Feature], name: str, width: int | None) -> n
     width = width or len(raw[0]) // 4
     for t, frame in enumerate(raw):
         if len(frame) % (4 * width) or len(frame) != len(raw[0]):
-            raise DatasetError(f"{where} frame {t}: {name!r} has {len(frame)} bytes where the metadata and "
-                               f"frame 0 mean a whole number of float32 rows of {width}, {len(raw[0])} bytes")
+            raise DatasetError(
+                f"{where} frame {t}: {name!r} has {len(frame)} bytes where the metadata and "
+                f"frame 0 mean a whole number of float32 rows of {width}, {len(raw[0])} bytes"
+            )
     return np.frombuffer(b"".join(raw), "<f4").reshape(len(raw), -1, width)
 
 
@@ -131,38 +144,52 @@ def decode_trajectory(where: str, record: bytes, metadata: dict) -> tuple[int, T
     except sequence_example.WireError as error:
         raise DatasetError(f"{where}: not a tf.train.SequenceExample ({error})") from None
     expected = {"key", "particle_type"}, {"position", "step_context"}
-    for names, allowed in zip((example.context, example.feature_lists), expected):
+    for names, allowed in zip((example.context, example.feature_lists), expected, strict=True):
         unknown = sorted(set(names) - allowed)
         if unknown:
-            raise DatasetError(f"{where}: unsupported feature {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+            raise DatasetError(
+                f"{where}: unsupported feature {unknown[0]!r} (known: {', '.join(sorted(allowed))})"
+            )
     key = example.context.get("key", Feature(INT64, [0]))  # reading_utils' default_value=0
     if key.kind != INT64 or len(key.values) != 1:
         raise DatasetError(f"{where}: context 'key' must be one int64")
     particle_type_bytes = _bytes(where, example.context.get("particle_type"), "particle_type")
     if len(particle_type_bytes) % 8:
-        raise DatasetError(f"{where}: 'particle_type' has {len(particle_type_bytes)} bytes, not whole int64s")
+        raise DatasetError(
+            f"{where}: 'particle_type' has {len(particle_type_bytes)} bytes, not whole int64s"
+        )
     particle_type = np.frombuffer(particle_type_bytes, "<i8")
     dim, frames = metadata["dim"], metadata["sequence_length"] + 1
     if "position" not in example.feature_lists:
         raise DatasetError(f"{where}: missing feature list 'position'")
     position = _frames(where, example.feature_lists["position"], "position", dim)
     if position.shape[0] != frames:
-        raise DatasetError(f"{where}: 'position' has {position.shape[0]} frames but metadata sequence_length "
-                           f"{metadata['sequence_length']} means {frames}")
+        raise DatasetError(
+            f"{where}: 'position' has {position.shape[0]} frames but metadata sequence_length "
+            f"{metadata['sequence_length']} means {frames}"
+        )
     if position.shape[1] != len(particle_type):
-        raise DatasetError(f"{where}: 'position' has {position.shape[1]} particles but 'particle_type' has "
-                           f"{len(particle_type)}")
+        raise DatasetError(
+            f"{where}: 'position' has {position.shape[1]} particles but 'particle_type' has "
+            f"{len(particle_type)}"
+        )
     extras = {}
     if "step_context" in example.feature_lists:
         width = len(metadata.get("context_mean", [])) or None
         step_context = _frames(where, example.feature_lists["step_context"], "step_context", width)
         if step_context.shape[:2] != (frames, 1):
-            raise DatasetError(f"{where}: 'step_context' has shape {step_context.shape[:2]} frames x rows, "
-                               f"expected ({frames}, 1)")
+            raise DatasetError(
+                f"{where}: 'step_context' has shape {step_context.shape[:2]} frames x rows, "
+                f"expected ({frames}, 1)"
+            )
         extras["step_context"] = step_context[:, 0]
     elif "context_mean" in metadata:
-        raise DatasetError(f"{where}: missing feature list 'step_context' (the metadata has 'context_mean')")
-    return key.values[0], TrajectoryRecord(position.astype(np.float32), particle_type.astype(np.int64), extras)
+        raise DatasetError(
+            f"{where}: missing feature list 'step_context' (the metadata has 'context_mean')"
+        )
+    return key.values[0], TrajectoryRecord(
+        position.astype(np.float32), particle_type.astype(np.int64), extras
+    )
 
 
 def read(folder: Path) -> Source:
@@ -184,11 +211,20 @@ def read(folder: Path) -> Source:
     def provenance() -> dict:
         # DeepMind's keys count 0, 1, ... per file; others are kept so that export restores them.
         unusual = {split: k for split, k in keys.items() if k != list(range(len(k)))}
-        return {"format": "tfrecord", "metadata": metadata, **({"keys": unusual} if unusual else {})}
+        return {
+            "format": "tfrecord",
+            "metadata": metadata,
+            **({"keys": unusual} if unusual else {}),
+        }
 
     return Source(
-        format="tfrecord", folder=folder, splits=splits, dim=metadata["dim"], dt=metadata["dt"],
-        bounds=metadata["bounds"], connectivity_radius=metadata["default_connectivity_radius"],
+        format="tfrecord",
+        folder=folder,
+        splits=splits,
+        dim=metadata["dim"],
+        dt=metadata["dt"],
+        bounds=metadata["bounds"],
+        connectivity_radius=metadata["default_connectivity_radius"],
         metadata={key: value for key, value in metadata.items() if key not in STATISTICS},
         trajectories=trajectories,
         provenance=provenance,
@@ -199,14 +235,24 @@ def read(folder: Path) -> Source:
 # Writing a DeepMind dataset from ours
 
 
-def encode_trajectory(key: int, position: np.ndarray, particle_type: np.ndarray,
-                      step_context: np.ndarray | None = None) -> bytes:
+def encode_trajectory(
+    key: int,
+    position: np.ndarray,
+    particle_type: np.ndarray,
+    step_context: np.ndarray | None = None,
+) -> bytes:
     """One serialized SequenceExample in DeepMind's schema."""
-    feature_lists = {"position": [Feature(BYTES, [frame.astype("<f4").tobytes()]) for frame in position]}
+    feature_lists = {
+        "position": [Feature(BYTES, [frame.astype("<f4").tobytes()]) for frame in position]
+    }
     if step_context is not None:
-        feature_lists["step_context"] = [Feature(BYTES, [row.astype("<f4").tobytes()]) for row in step_context]
-    context = {"key": Feature(INT64, [int(key)]),
-               "particle_type": Feature(BYTES, [particle_type.astype("<i8").tobytes()])}
+        feature_lists["step_context"] = [
+            Feature(BYTES, [row.astype("<f4").tobytes()]) for row in step_context
+        ]
+    context = {
+        "key": Feature(INT64, [int(key)]),
+        "particle_type": Feature(BYTES, [particle_type.astype("<i8").tobytes()]),
+    }
     return sequence_example.encode(SequenceExample(context, feature_lists))
 
 
@@ -215,34 +261,58 @@ def deepmind_metadata(metadata: dict) -> dict:
     source = metadata.get("source", {})
     if source.get("format") == "tfrecord":
         return source["metadata"]
-    keys = ["bounds", "sequence_length", "default_connectivity_radius", "dim", "dt", *STATISTICS,
-            "context_mean", "context_std", "periodic_boundary_conditions"]
+    keys = [
+        "bounds",
+        "sequence_length",
+        "default_connectivity_radius",
+        "dim",
+        "dt",
+        *STATISTICS,
+        "context_mean",
+        "context_std",
+        "periodic_boundary_conditions",
+    ]
     return {key: metadata[key] for key in keys if key in metadata}
 
 
 def write(dataset: Path, out: Path, progress: Callable[..., Iterable]) -> None:
-    """Export our dataset folder `dataset` as DeepMind TFRecord files plus metadata.json into `out`."""
+    """Export our dataset folder as DeepMind TFRecord files plus metadata.json into `out`."""
     metadata = read_metadata(dataset)
     deepmind = deepmind_metadata(metadata)
     frames = deepmind["sequence_length"] + 1
-    keys = metadata.get("source", {}).get("keys", {}) if metadata.get("source", {}).get("format") == "tfrecord" else {}
+    keys = (
+        metadata.get("source", {}).get("keys", {})
+        if metadata.get("source", {}).get("format") == "tfrecord"
+        else {}
+    )
     dropped: set[str] = set()
     for split in SPLITS:
         if not (dataset / f"{split}.h5").is_file():
             continue
         trajectories = split_file(dataset, split, metadata)
-        split_keys = keys.get(split, list(range(len(trajectories))))
+        split_keys = keys.get(split, [])
+        if len(split_keys) != len(trajectories):
+            split_keys = list(range(len(trajectories)))
         with open(out / f"{split}{SUFFIX}", "wb") as file:
             for k in progress(range(len(trajectories)), desc=f"{split}{SUFFIX}"):
                 trajectory = trajectories[k]
                 if len(trajectory.position) != frames:
                     raise DatasetError(
-                        f"{trajectories.path} trajectory {trajectories.names[k]}: {len(trajectory.position)} frames, "
-                        f"but DeepMind's reader needs sequence_length + 1 = {frames} in every trajectory")
+                        f"{trajectories.path} trajectory {trajectories.names[k]}: "
+                        f"{len(trajectory.position)} frames, but DeepMind's reader needs "
+                        f"sequence_length + 1 = {frames} in every trajectory"
+                    )
                 dropped |= set(trajectory.extras) - {"step_context"}
-                record = encode_trajectory(split_keys[k], trajectory.position, trajectory.particle_type,
-                                           trajectory.extras.get("step_context"))
+                record = encode_trajectory(
+                    split_keys[k],
+                    trajectory.position,
+                    trajectory.particle_type,
+                    trajectory.extras.get("step_context"),
+                )
                 file.write(frame_record(record))
     if dropped:
-        print(f"note: DeepMind's schema has no place for {', '.join(sorted(dropped))}; not exported", file=sys.stderr)
+        print(
+            f"note: DeepMind's schema has no place for {', '.join(sorted(dropped))}; not exported",
+            file=sys.stderr,
+        )
     write_json_atomic(out / "metadata.json", deepmind)
