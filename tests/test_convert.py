@@ -610,3 +610,20 @@ def test_export_errors_name_the_users_file_not_our_intermediate_copy(tmp_path):
     convert(LAGRANGEBENCH, tmp_path / "npz", to="npz")  # gns's npz takes any length
     _, [(position, particle_type)] = load_gns(tmp_path / "npz/valid.npz")
     assert position.shape == (405, 3, 3) and particle_type.tolist() == [5, 5, 5]
+
+
+def test_records_are_read_whatever_the_field_order_protobuf_allows(tmp_path):
+    """Concatenated serializations merge (protobuf semantics): here feature lists come first."""
+    trajectories = deepmind_dataset(tmp_path / "src")
+    _, position, particle_type, _ = trajectories["train"][0]
+    lists_only, context_only = SequenceExample(), SequenceExample()
+    lists_only.ParseFromString(deepmind_record(0, position, particle_type))
+    lists_only.ClearField("context")
+    context_only.context.feature["particle_type"].bytes_list.value.append(particle_type.tobytes())
+    context_only.context.feature["key"].int64_list.value.append(0)
+    merged = lists_only.SerializeToString() + context_only.SerializeToString()
+    write_tfrecord(tmp_path / "src/train.tfrecord", [merged])
+    convert(tmp_path / "src", tmp_path / "ours")
+    trajectory = TrajectoryFile(tmp_path / "ours/train.h5")[0]
+    assert np.array_equal(trajectory.position, position)
+    assert trajectory.particle_type.tolist() == [5, 5, 5, 5, 3, 3]

@@ -41,9 +41,7 @@ def _metadata(folder: Path) -> dict:
 
 
 def _train_section(path: Path, metadata: dict) -> dict:
-    section = (
-        metadata.get("train", metadata) if isinstance(metadata.get("train"), dict) else metadata
-    )
+    section = metadata["train"] if isinstance(metadata.get("train"), dict) else metadata
     for key in ("dim", "bounds", "default_connectivity_radius", "dt"):
         if key not in section:
             raise DatasetError(f"{path}: missing key {key!r}")
@@ -91,11 +89,9 @@ def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:
             f"{where}: positions have shape {position.shape} ({position.dtype}), "
             f"the metadata says float [T, N, {dim}]"
         )
-    particle_type = np.asarray(item[1])
-    if not np.issubdtype(particle_type.dtype, np.integer) or particle_type.shape not in (
-        (),
-        (position.shape[1],),
-    ):
+    particle_type = np.asarray(item[1])  # one id per particle, or one for all (gns's np.full)
+    one_per_particle = particle_type.shape in ((), (position.shape[1],))
+    if not one_per_particle or not np.issubdtype(particle_type.dtype, np.integer):
         raise DatasetError(
             f"{where}: particle_type has shape {particle_type.shape} ({particle_type.dtype}), "
             f"expected one int or [{position.shape[1]}] ints"
