@@ -208,5 +208,14 @@ def _object_array(items: list | tuple) -> np.ndarray:
 
 
 def _gns_metadata(metadata: dict) -> dict:
-    keys = ["bounds", "sequence_length", "default_connectivity_radius", "dim", "dt", *STATISTICS]
+    """gns's flat metadata.json, with the periodic box kept so that the data comes back whole."""
+    keys = [
+        "bounds",
+        "sequence_length",
+        "default_connectivity_radius",
+        "dim",
+        "dt",
+        *STATISTICS,
+        "periodic_boundary_conditions",
+    ]
     return {key: metadata[key] for key in keys if key in metadata}
