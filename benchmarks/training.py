@@ -1,0 +1,185 @@
+"""Training throughput of the `paper` GNS on a WaterDrop-sized sample, against geoelements/gns.
+
+Prints one JSON line: training steps/s and particle-steps/s (batch 2, ~1.5k particles per
+sample, ~20 neighbours, WaterDrop's box and R = 0.015), the FLOPs of one step (counted with
+torch.utils.flop_counter), the achieved FLOP/s as a fraction of this machine's float32 matmul
+throughput measured in the same run, and geoelements/gns timed on identical data through the
+peer runner (`--peer-python`, `--peer-runner`), with the ratio. A step is what the trainer does
+per batch: noise, radius graph, forward, loss, backward, Adam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as `python benchmarks/training.py`, this folder heads sys.path and this file's name would
+# shadow the `training` package: the repository root takes its place.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from gnsim import DatasetWriter  # noqa: E402
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity  # noqa: E402
+from gnsim.noise import add_training_noise  # noqa: E402
+from training.config import load_config  # noqa: E402
+from training.train import one_step_loss  # noqa: E402
+
+BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
+CONNECTIVITY_RADIUS = 0.015
+FRAME_DT = 0.0025
+PEER_PYTHON = os.environ.get("GNS_PEER_PYTHON", "/work/peers/gns-venv/bin/python")
+PEER_RUNNER = os.environ.get("GNS_PEER_RUNNER", "/work/peers/gns_train_step.py")
+
+
+def water_block(seed: int, columns: int, rows: int, frames: int = 7) -> np.ndarray:
+    """Positions [frames, N, 2] of a jittered water block in free fall, ~20 neighbours within R."""
+    rng = np.random.default_rng(seed)
+    spacing = 0.006  # pi R^2 / spacing^2 ~ 20 neighbours
+    grid = np.stack(np.meshgrid(np.arange(columns), np.arange(rows), indexing="ij"), -1).reshape(-1, 2)
+    start = np.array([0.15 + 0.3 * rng.random(), 0.3 + 0.2 * rng.random()])
+    x0 = start + grid * spacing + rng.normal(0, 0.05 * spacing, grid.shape)
+    velocity = rng.uniform(-1, 1, 2)
+    t = np.arange(frames)[:, None, None] * FRAME_DT
+    return (x0 + velocity * t + 0.5 * np.array([0.0, -9.81]) * t**2).astype(np.float32)
+
+
+def write_sample(folder: Path, particles: int) -> tuple[list[np.ndarray], dict]:
+    """Two 7-frame trajectories (one window each: a batch of 2), as a gnsim dataset and a gns .npz."""
+    columns = int(np.sqrt(particles))
+    rows = particles // columns
+    trajectories = [water_block(seed, columns, rows) for seed in (0, 1)]
+    with DatasetWriter(folder, dim=2, dt=FRAME_DT, bounds=BOUNDS, connectivity_radius=CONNECTIVITY_RADIUS,
+                       metadata={"simulator": "benchmarks.training.water_block"}) as writer:
+        for position in trajectories:
+            writer.add("train", position, np.full(position.shape[1], 5))
+    metadata = json.loads((folder / "metadata.json").read_text())
+    # geoelements/gns reads {name: (positions [T, N, D], particle_type [N])} from train.npz.
+    np.savez(folder / "train.npz", **{
+        f"trajectory_{k}": np.array([position, np.full(position.shape[1], 5)], dtype=object)
+        for k, position in enumerate(trajectories)
+    })
+    return trajectories, metadata
+
+
+def matmul_flops_per_s(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul throughput: best of `repeats` square products."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_gnsim(trajectories: list[np.ndarray], metadata: dict, device: torch.device, steps: int,
+                  warmup: int) -> dict:
+    config = load_config("paper")
+    torch.manual_seed(0)
+    simulator = LearnedSimulator(SimulatorConfig.from_dict(config), metadata).to(device)
+    optimizer = torch.optim.Adam(simulator.parameters(), lr=config["learning_rate"])
+    sequence = torch.cat([torch.from_numpy(p).transpose(0, 1) for p in trajectories]).to(device)
+    particle_type = torch.full((len(sequence),), 5, device=device)
+    batch = torch.cat([torch.full((p.shape[1],), k) for k, p in enumerate(trajectories)]).to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    use_amp = device.type == "cuda"
+
+    def step() -> torch.Tensor:
+        position, target = add_training_noise(sequence[:, :-1], sequence[:, -1], particle_type,
+                                              config["noise_std"], generator)
+        edge_index = connectivity(position[:, -1], simulator.connectivity_radius, batch, simulator.bounds)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            predicted = simulator(position, particle_type, edge_index)
+        loss = one_step_loss(predicted.float(), simulator.normalized_acceleration_target(target, position),
+                             particle_type)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return edge_index
+
+    for _ in range(warmup):
+        edges = step().shape[1]
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    times = []
+    for _ in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    return {"seconds_per_step": seconds, "flops_per_step": flops, "edges_per_step": edges}
+
+
+def measure_peer(python: str, runner: str, folder: Path, device: torch.device, steps: int, warmup: int) -> dict:
+    """geoelements/gns's training step on the same files, via its runner in its own venv."""
+    if not Path(python).is_file() or not Path(runner).is_file():
+        missing = python if not Path(python).is_file() else runner
+        return {"gns": None, "gns_reason": f"{missing} not found"}
+    command = [python, runner, "--data", str(folder), "--steps", str(steps), "--warmup", str(warmup),
+               "--device", device.type]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    lines = [line for line in result.stdout.splitlines() if line.strip().startswith("{")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"gns": None, "gns_reason": f"runner failed (exit {result.returncode}): {tail}"}
+    return {"gns": json.loads(lines[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--particles", type=int, default=1500, help="particles per sample (batch of 2)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--peer-python", default=PEER_PYTHON, help="python of the geoelements/gns venv")
+    parser.add_argument("--peer-runner", default=PEER_RUNNER, help="geoelements/gns training-step runner")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory(prefix="gnsim-bench-") as temporary:
+        folder = Path(temporary)
+        trajectories, metadata = write_sample(folder, args.particles)
+        matmul = matmul_flops_per_s(device)
+        ours = measure_gnsim(trajectories, metadata, device, args.steps, args.warmup)
+        peer = measure_peer(args.peer_python, args.peer_runner, folder, device, args.steps, args.warmup)
+    particles = sum(p.shape[1] for p in trajectories)
+    steps_per_s = 1 / ours["seconds_per_step"]
+    achieved = ours["flops_per_step"] * steps_per_s
+    figures = {
+        "benchmark": "training", "device": str(device), "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "model": "paper", "batch_size": 2, "particles_per_step": particles,
+        "edges_per_step": ours["edges_per_step"], "steps_per_s": steps_per_s,
+        "particle_steps_per_s": particles * steps_per_s, "flops_per_step": ours["flops_per_step"],
+        "achieved_flops_per_s": achieved, "matmul_flops_per_s": matmul,
+        "fraction_of_matmul_peak": achieved / matmul,
+        **peer,
+    }
+    gns = peer.get("gns")
+    if gns and gns.get("steps_per_s"):
+        figures["speedup_vs_gns"] = steps_per_s / gns["steps_per_s"]
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

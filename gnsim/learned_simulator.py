@@ -1,0 +1,193 @@
+"""The learned simulator: particle features in, graph network in the middle, positions out.
+
+GNS paper section 2 and learning_to_simulate's `learned_simulator.py`:
+- nodes: the last C-1 velocities (normalised), the distances to each wall divided by the
+  connectivity radius R and clipped to [-1, 1], a learned particle-type embedding, and optional
+  per-particle material parameters (as geoelements/gns feeds the sand friction angle);
+- edges: the sender-minus-receiver displacement / R and its norm, on the radius-R graph of the
+  most recent positions;
+- output: a normalised acceleration, integrated by semi-implicit Euler with dt = 1 frame.
+Position sequences are particle-major, [N, C, D], so graphs of a batch concatenate along N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from gnsim.dataset import KINEMATIC_PARTICLE
+from gnsim.graph_network import EncodeProcessDecode
+from gnsim.neighbors import radius_graph
+from gnsim.normalization import Normalizer
+
+NUM_PARTICLE_TYPES = 9  # type ids 0..8, as learning_to_simulate
+
+
+@dataclass
+class SimulatorConfig:
+    """Hyperparameters of the learned simulator; defaults are the published GNS recipe."""
+
+    latent_size: int = 128
+    mlp_hidden_size: int = 128
+    mlp_num_hidden_layers: int = 2
+    message_passing_steps: int = 10
+    shared_weights: bool = False
+    aggregation: str = "sum"
+    layer_norm: bool = True
+    input_frames: int = 6  # positions in; input_frames - 1 velocities
+    noise_std: float = 6.7e-4  # enters the normalisation, see normalization.py
+    connectivity_radius: float | None = None  # None: the dataset's default_connectivity_radius
+    particle_type_embedding_size: int = 16
+    num_particle_types: int = NUM_PARTICLE_TYPES
+    material_features: int = 0  # per-particle material parameters appended to the node features
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SimulatorConfig:
+        """The config from a dict holding (at least) its fields; other keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class LearnedSimulator(nn.Module):
+    """GNS: predicts next positions [N, D] from position sequences [N, C, D]."""
+
+    def __init__(self, config: SimulatorConfig, metadata: dict):
+        super().__init__()
+        self.config = config
+        dim = int(metadata["dim"])
+        self.dim = dim
+        self.connectivity_radius = float(config.connectivity_radius or metadata["default_connectivity_radius"])
+        self.bounds = [[float(lo), float(hi)] for lo, hi in metadata["bounds"]]
+        self.periodic = [bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)]
+        self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
+        self.velocity_normalizer = Normalizer(metadata["vel_mean"], metadata["vel_std"], config.noise_std)
+        self.acceleration_normalizer = Normalizer(metadata["acc_mean"], metadata["acc_std"], config.noise_std)
+        self.particle_type_embedding = (
+            nn.Embedding(config.num_particle_types, config.particle_type_embedding_size)
+            if config.num_particle_types > 1 else None
+        )
+        node_input_size = (
+            (config.input_frames - 1) * dim + 2 * dim + config.material_features
+            + (config.particle_type_embedding_size if self.particle_type_embedding is not None else 0)
+        )
+        self.graph_network = EncodeProcessDecode(
+            node_input_size=node_input_size,
+            edge_input_size=dim + 1,
+            output_size=dim,
+            latent_size=config.latent_size,
+            mlp_hidden_size=config.mlp_hidden_size,
+            mlp_num_hidden_layers=config.mlp_num_hidden_layers,
+            message_passing_steps=config.message_passing_steps,
+            shared_weights=config.shared_weights,
+            aggregation=config.aggregation,
+            layer_norm=config.layer_norm,
+        )
+
+    # -- geometry ----------------------------------------------------------------------------
+
+    def displacement(self, to: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
+        """`to - origin`, minimum-image on periodic axes."""
+        difference = to - origin
+        if any(self.periodic):
+            side = self.boundaries[:, 1] - self.boundaries[:, 0]
+            wrapped = difference - side * torch.round(difference / side)
+            periodic = torch.tensor(self.periodic, device=difference.device)
+            difference = torch.where(periodic, wrapped, difference)
+        return difference
+
+    def connectivity(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
+        return connectivity(position, self.connectivity_radius, batch, self.bounds, self.periodic)
+
+    # -- features ----------------------------------------------------------------------------
+
+    def features(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
+                 edge_index: torch.Tensor, material: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node features [N, F_v] and edge features [E, D + 1] of the graph."""
+        if position_sequence.shape[1] != self.config.input_frames:
+            raise ValueError(f"expected {self.config.input_frames} input positions, got {position_sequence.shape[1]}")
+        most_recent_position = position_sequence[:, -1]
+        velocity_sequence = self.displacement(position_sequence[:, 1:], position_sequence[:, :-1])
+        node_features = [self.velocity_normalizer(velocity_sequence).flatten(1)]
+
+        # Distances to the lower and upper walls, / R, clipped: only walls within R are seen.
+        distance_to_lower = most_recent_position - self.boundaries[:, 0]
+        distance_to_upper = self.boundaries[:, 1] - most_recent_position
+        distance_to_boundaries = torch.cat([distance_to_lower, distance_to_upper], dim=-1)
+        node_features.append((distance_to_boundaries / self.connectivity_radius).clamp(-1.0, 1.0))
+
+        if self.particle_type_embedding is not None:
+            node_features.append(self.particle_type_embedding(particle_type))
+        if self.config.material_features:
+            if material is None:
+                raise ValueError(f"the model expects {self.config.material_features} material features per particle, got none")
+            node_features.append(material.reshape(len(particle_type), -1).to(most_recent_position.dtype))
+
+        sender, receiver = edge_index
+        relative_displacement = self.displacement(most_recent_position[sender], most_recent_position[receiver])
+        relative_displacement = relative_displacement / self.connectivity_radius
+        relative_distance = relative_displacement.norm(dim=-1, keepdim=True)
+        edge_features = torch.cat([relative_displacement, relative_distance], dim=-1)
+        return torch.cat(node_features, dim=-1), edge_features
+
+    # -- model -------------------------------------------------------------------------------
+
+    def forward(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
+                edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
+                material: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised acceleration [N, D]; the graph is built here unless `edge_index` is given."""
+        if edge_index is None:
+            edge_index = self.connectivity(position_sequence[:, -1], batch)
+        node_features, edge_features = self.features(position_sequence, particle_type, edge_index, material)
+        return self.graph_network(node_features, edge_features, edge_index)
+
+    def integrate(self, normalized_acceleration: torch.Tensor, position_sequence: torch.Tensor) -> torch.Tensor:
+        """Next positions by semi-implicit Euler, dt = 1 frame: v' = v + a, x' = x + v'."""
+        acceleration = self.acceleration_normalizer.inverse(normalized_acceleration.float())
+        most_recent_position = position_sequence[:, -1]
+        velocity = self.displacement(most_recent_position, position_sequence[:, -2])
+        next_position = most_recent_position + velocity + acceleration
+        if any(self.periodic):
+            lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
+            wrapped = lower + torch.remainder(next_position - lower, upper - lower)
+            next_position = torch.where(torch.tensor(self.periodic, device=wrapped.device), wrapped, next_position)
+        return next_position
+
+    def normalized_acceleration_target(self, next_position: torch.Tensor,
+                                       position_sequence: torch.Tensor) -> torch.Tensor:
+        """The inverse of `integrate`: the normalised acceleration that reaches `next_position`."""
+        most_recent_position = position_sequence[:, -1]
+        velocity = self.displacement(most_recent_position, position_sequence[:, -2])
+        next_velocity = self.displacement(next_position, most_recent_position)
+        return self.acceleration_normalizer(next_velocity - velocity)
+
+    def predict_position(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
+                         edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
+                         material: torch.Tensor | None = None,
+                         kinematic_position: torch.Tensor | None = None) -> torch.Tensor:
+        """Next positions [N, D]; kinematic particles take `kinematic_position` when given."""
+        normalized_acceleration = self(position_sequence, particle_type, edge_index, batch, material)
+        next_position = self.integrate(normalized_acceleration, position_sequence)
+        if kinematic_position is not None:
+            kinematic = (particle_type == KINEMATIC_PARTICLE)[:, None]
+            next_position = torch.where(kinematic, kinematic_position, next_position)
+        return next_position
+
+
+def connectivity(position: torch.Tensor, radius: float, batch: torch.Tensor | None = None,
+                 bounds: list | None = None, periodic: list | None = None) -> torch.Tensor:
+    """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
+    edge_index = radius_graph(position, radius, batch=batch, bounds=bounds, periodic=periodic)
+    order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
+    return edge_index[:, order]
+
+
+def non_kinematic_mask(particle_type: torch.Tensor) -> torch.Tensor:
+    """True for the particles the model predicts (and the loss counts)."""
+    return particle_type != KINEMATIC_PARTICLE

@@ -1,0 +1,155 @@
+"""The GNS model: symmetries, noise, message passing, integration and rollout, on real trajectories."""
+
+import math
+
+import torch
+
+from gnsim import WindowDataset, read_metadata
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.noise import add_training_noise, random_walk_noise
+from gnsim.rollout import rollout
+
+SMALL = SimulatorConfig(latent_size=32, mlp_hidden_size=32, message_passing_steps=3,
+                        particle_type_embedding_size=4)
+
+
+def make_simulator(metadata, config=SMALL, seed=0):
+    torch.manual_seed(seed)
+    return LearnedSimulator(config, metadata).eval()
+
+
+def window(folder, index=60):
+    """Positions [N, 6, 2], target [N, 2] and types [N] of one window while the block hits the floor."""
+    sample = WindowDataset(folder, "train")[index]
+    sequence = sample["position"].transpose(0, 1)
+    return sequence[:, :-1], sequence[:, -1], sample["particle_type"]
+
+
+def test_predictions_are_invariant_to_translating_the_scene_with_its_walls(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    position, _, particle_type = window(falling_blocks)
+    shift = torch.tensor([0.375, -0.25])
+    moved = {**metadata, "bounds": [[lo + s, hi + s] for (lo, hi), s in zip(metadata["bounds"], shift.tolist())]}
+    simulator, moved_simulator = make_simulator(metadata), make_simulator(moved)
+    with torch.no_grad():
+        acceleration = simulator(position, particle_type)
+        moved_acceleration = moved_simulator(position + shift, particle_type)
+        next_position = simulator.predict_position(position, particle_type)
+        moved_next_position = moved_simulator.predict_position(position + shift, particle_type)
+    assert acceleration.std(dim=0).min() > 0.01  # a real output, varying across particles
+    assert (acceleration - moved_acceleration).abs().max() < 1e-4, (acceleration - moved_acceleration).abs().max()
+    assert torch.allclose(next_position + shift, moved_next_position, atol=1e-6)
+
+
+def test_predictions_are_equivariant_to_permuting_the_particles(falling_blocks):
+    simulator = make_simulator(read_metadata(falling_blocks))
+    position, _, particle_type = window(falling_blocks)
+    permutation = torch.randperm(len(particle_type), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        acceleration = simulator(position, particle_type)
+        permuted = simulator(position[permutation], particle_type[permutation])
+    assert torch.allclose(acceleration[permutation], permuted, atol=1e-5)
+
+
+def test_noise_has_the_stated_std_at_the_last_input_velocity():
+    position = torch.zeros(200_000, 6, 2)
+    noise = random_walk_noise(position, 6.7e-4, torch.Generator().manual_seed(0))
+    velocity_noise = noise[:, 1:] - noise[:, :-1]
+    assert torch.equal(noise[:, 0], torch.zeros(200_000, 2))  # the first position stays clean
+    assert math.isclose(velocity_noise[:, -1].std().item(), 6.7e-4, rel_tol=0.01)
+    # a random walk: the std at velocity k of 5 grows as sqrt(k / 5)
+    assert math.isclose(velocity_noise[:, 0].std().item(), 6.7e-4 / math.sqrt(5), rel_tol=0.01)
+
+
+def test_noise_spares_kinematic_particles_and_shifts_the_target_by_the_last_input_noise():
+    position, target = torch.zeros(1000, 6, 2), torch.ones(1000, 2)
+    particle_type = torch.tensor([5, 3] * 500)
+    noisy, adjusted = add_training_noise(position, target, particle_type, 1e-3, torch.Generator().manual_seed(0))
+    assert torch.equal(noisy[1::2], position[1::2]) and torch.equal(adjusted[1::2], target[1::2])
+    assert noisy[0::2].abs().max() > 0
+    assert torch.allclose(adjusted - target, noisy[:, -1] - position[:, -1], atol=1e-7)
+
+
+def test_normalisation_combines_the_dataset_std_with_the_noise_in_quadrature(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    simulator = make_simulator(metadata)
+    expected = torch.tensor([math.hypot(s, 6.7e-4) for s in metadata["acc_std"]])
+    assert torch.allclose(simulator.acceleration_normalizer.std, expected)
+    expected = torch.tensor([math.hypot(s, 6.7e-4) for s in metadata["vel_std"]])
+    assert torch.allclose(simulator.velocity_normalizer.std, expected)
+
+
+def test_edge_latents_change_in_every_message_passing_step(falling_blocks):
+    simulator = make_simulator(read_metadata(falling_blocks))
+    position, _, particle_type = window(falling_blocks)
+    edge_index = simulator.connectivity(position[:, -1])
+    network = simulator.graph_network
+    with torch.no_grad():
+        node_latent, edge_latent = network.encode(*simulator.features(position, particle_type, edge_index))
+        edges = [edge_latent] + [e for _, e in network.process_steps(node_latent, edge_latent, edge_index)]
+    assert len(edges) == 1 + SMALL.message_passing_steps and edge_index.shape[1] > 100
+    for before, after in zip(edges, edges[1:]):
+        change = (after - before).abs().mean() / before.abs().mean()
+        assert change > 0.05, f"edge latents barely changed ({change:.2g})"
+
+
+def test_unshared_and_shared_weights_give_one_or_m_interaction_networks(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    assert len(make_simulator(metadata).graph_network.processor) == 3
+    shared = SimulatorConfig(**{**SMALL.as_dict(), "shared_weights": True})
+    assert len(make_simulator(metadata, shared).graph_network.processor) == 1
+
+
+def test_integration_inverts_the_target_acceleration(falling_blocks):
+    simulator = make_simulator(read_metadata(falling_blocks))
+    position, target, _ = window(falling_blocks)
+    acceleration = simulator.normalized_acceleration_target(target, position)
+    assert torch.allclose(simulator.integrate(acceleration, position), target, atol=1e-6)
+    # semi-implicit Euler, dt = 1 frame: x' = x + (x - x_prev) + a
+    raw = simulator.acceleration_normalizer.inverse(acceleration)
+    assert torch.allclose(target, 2 * position[:, -1] - position[:, -2] + raw, atol=1e-6)
+
+
+def test_material_parameters_enter_the_node_features(falling_blocks):
+    config = SimulatorConfig(**{**SMALL.as_dict(), "material_features": 2})
+    simulator = make_simulator(read_metadata(falling_blocks), config)
+    position, _, particle_type = window(falling_blocks)
+    material = torch.tensor([[0.5, 1.0]]).expand(len(particle_type), 2)
+    with torch.no_grad():
+        first = simulator(position, particle_type, material=material)
+        second = simulator(position, particle_type, material=material * 3)
+    assert (first - second).abs().max() > 1e-3
+
+
+def test_rollout_starts_from_ground_truth_and_keeps_kinematic_particles_on_it(falling_blocks):
+    from gnsim import TrajectoryDataset
+
+    simulator = make_simulator(read_metadata(falling_blocks))
+    trajectory = TrajectoryDataset(falling_blocks, "valid")[0]
+    position, particle_type = trajectory["position"], trajectory["particle_type"]
+    predicted = rollout(simulator, position, particle_type, steps=10)
+    assert predicted.shape == (16, *position.shape[1:])
+    assert torch.equal(predicted[:6], position[:6])
+    kinematic = particle_type == 3
+    assert torch.equal(predicted[:, kinematic], position[:16, kinematic])
+    assert not torch.allclose(predicted[6:, ~kinematic], position[6:16, ~kinematic])
+    # a batch of two copies rolls out as each alone
+    both = rollout(simulator, torch.cat([position, position], dim=1), particle_type.repeat(2), steps=10,
+                   batch=torch.arange(2).repeat_interleave(len(particle_type)))
+    assert torch.allclose(both[:, len(particle_type):], predicted, atol=1e-5)
+
+
+def test_interaction_network_is_the_mlp_of_concatenated_edge_receiver_and_sender_latents():
+    from gnsim.graph_network import InteractionNetwork
+
+    torch.manual_seed(0)
+    network = InteractionNetwork(latent_size=8, hidden_size=16, num_hidden_layers=2)
+    node, edge = torch.randn(30, 8), torch.randn(100, 8)
+    edge_index = torch.randint(0, 30, (2, 100))
+    new_node, new_edge = network(node, edge, edge_index)
+    sender, receiver = edge_index
+    expected_edge = network.edge_function(torch.cat([edge, node[receiver], node[sender]], dim=-1))
+    summed = torch.zeros(30, 8).index_add_(0, receiver, expected_edge)
+    expected_node = network.node_function(torch.cat([node, summed], dim=-1))
+    assert torch.allclose(new_edge, edge + expected_edge, atol=1e-5)
+    assert torch.allclose(new_node, node + expected_node, atol=1e-5)

@@ -1,0 +1,117 @@
+"""The trainer: it learns, resumes exactly, matches under DDP, and reports bad input in one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import write_dataset
+from training.config import load_config
+from training.train import main, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["latent_size=16", "mlp_hidden_size=16", "message_passing_steps=2", "particle_type_embedding_size=4",
+        "num_workers=0", "log_every=1", "validate_every=1000", "checkpoint_every=1000", "tensorboard=false",
+        "valid_samples=4", "rollout_steps=4"]
+
+
+def tiny_config(*overrides):
+    return load_config("quick", TINY + list(overrides))
+
+
+def losses(run):
+    lines = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    return [line["loss"] for line in lines if "loss" in line]
+
+
+def parameters(run, name="last.pt"):
+    return torch.load(Path(run) / "checkpoints" / name, weights_only=True)
+
+
+def test_one_step_model_overfits_a_tiny_dataset(tmp_path):
+    data = write_dataset(tmp_path / "data", train=1, valid=1, frames=8)  # 2 windows: one batch
+    config = tiny_config("steps=150", "noise_std=0", "learning_rate=3e-3", "learning_rate_final=3e-3",
+                         "latent_size=32", "mlp_hidden_size=32")
+    train(config, data, tmp_path / "run")
+    history = losses(tmp_path / "run")
+    first, last = sum(history[:5]) / 5, sum(history[-5:]) / 5
+    assert len(history) == 150
+    assert last < first / 10, f"loss {first:.3g} -> {last:.3g}"
+
+
+def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path, falling_blocks):
+    config = tiny_config("steps=8", "checkpoint_every=4", "validate_every=4")
+    train(config, falling_blocks, tmp_path / "straight")
+    train({**config, "steps": 4}, falling_blocks, tmp_path / "resumed")
+    train(config, falling_blocks, tmp_path / "resumed", resume=True)
+    straight, resumed = parameters(tmp_path / "straight"), parameters(tmp_path / "resumed")
+    assert straight["step"] == resumed["step"] == 8
+    for name, value in straight["model"].items():
+        assert torch.allclose(value, resumed["model"][name], rtol=0, atol=1e-7), name
+    exp_avg = [state["exp_avg"] for state in straight["optimizer"]["state"].values()]
+    resumed_exp_avg = [state["exp_avg"] for state in resumed["optimizer"]["state"].values()]
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(exp_avg, resumed_exp_avg))
+    assert losses(tmp_path / "straight") == pytest.approx(losses(tmp_path / "resumed"), abs=1e-6)
+    assert all(float(state["step"]) == 8 for state in resumed["optimizer"]["state"].values())
+
+
+def test_two_process_gloo_ddp_equals_one_process_with_the_same_global_batch(tmp_path, falling_blocks):
+    overrides = TINY + ["steps=4", "batch_size=4", "device=cpu"]
+    train(load_config("quick", overrides), falling_blocks, tmp_path / "single")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "training.train", "--config", "quick", "--data", falling_blocks,
+               "--out", str(tmp_path / "ddp"), *overrides]
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    single, ddp = parameters(tmp_path / "single"), parameters(tmp_path / "ddp")
+    for name, value in single["model"].items():
+        assert torch.allclose(value, ddp["model"][name], rtol=1e-5, atol=1e-6), name
+    assert losses(tmp_path / "single") == pytest.approx(losses(tmp_path / "ddp"), rel=1e-5)
+
+
+def run_main(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    error = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert len(error) == 1 and error[0].startswith("error: "), error
+    return error[0]
+
+
+def test_a_missing_dataset_is_one_line(tmp_path, capsys):
+    message = run_main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")], capsys)
+    assert "no usable dataset" in message and "nowhere" in message and "metadata.json: file not found" in message
+
+
+def test_an_unknown_config_key_is_one_line_with_a_suggestion(tmp_path, capsys, falling_blocks):
+    message = run_main(["--data", falling_blocks, "--out", str(tmp_path / "run"), "latnet_size=8"], capsys)
+    assert message == "error: unknown config key 'latnet_size' in the command line (did you mean 'latent_size'?)"
+
+
+def test_a_checkpoint_of_another_model_shape_is_one_line(tmp_path, capsys, falling_blocks):
+    train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
+    message = run_main(["--resume", "--out", str(tmp_path / "run"), "latent_size=8"], capsys)
+    assert "checkpoint holds a model of another shape: latent_size=16 there, 8 here" in message
+    # the same through init_from, loading its weights into a new run
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "new"), *TINY,
+                        "message_passing_steps=3", f"init_from={tmp_path / 'run' / 'checkpoints' / 'last.pt'}"],
+                       capsys)
+    assert "another shape: message_passing_steps=2 there, 3 here" in message
+
+
+def test_resuming_on_a_dataset_with_other_metadata_is_one_line(tmp_path, capsys, falling_blocks):
+    train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
+    other = write_dataset(tmp_path / "other", train=1, valid=0, frames=10, seed=7)
+    message = run_main(["--resume", "--out", str(tmp_path / "run"), "--data", other, "steps=4"], capsys)
+    assert "the dataset's metadata differs from the checkpoint's: vel_mean=" in message
+
+
+def test_a_dataset_too_small_for_the_batch_is_one_line(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", train=1, valid=0, frames=7)  # a single window
+    message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert message.endswith("the dataset has 1 samples, fewer than batch_size 2")

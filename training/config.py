@@ -1,0 +1,120 @@
+"""Training configs: flat key -> value dicts, from a preset or YAML file plus `key=value` overrides."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from gnsim.learned_simulator import SimulatorConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class TrainingError(Exception):
+    """A user mistake (bad config, data or checkpoint), reported as one line without a traceback."""
+
+
+# Every key a config may set, with its default. The model keys are SimulatorConfig's fields.
+DEFAULTS: dict = {
+    **SimulatorConfig().as_dict(),
+    "material_key": "material",  # per-trajectory extra holding the material parameters
+    # optimisation: Adam, lr = (lr0 - lr_final) * decay^(step / decay_steps) + lr_final
+    "batch_size": 2,  # global: split across DDP ranks, see docs/training.md
+    "steps": 20_000_000,
+    "learning_rate": 1e-4,
+    "learning_rate_final": 1e-6,
+    "learning_rate_decay": 0.1,
+    "learning_rate_decay_steps": 5_000_000,
+    "grad_clip": 0.0,  # max gradient norm; 0 disables
+    "seed": 0,
+    "init_from": None,  # checkpoint whose weights start a new run (fine-tuning)
+    # data and compute
+    "num_workers": 2,
+    "device": "auto",  # auto: CUDA when available
+    "amp": "auto",  # auto: bf16 autocast on CUDA, float32 on CPU; or "bf16", "off"
+    "compile": False,
+    # reporting and checkpoints
+    "log_every": 100,
+    "validate_every": 10_000,
+    "valid_samples": 200,  # one-step windows of the valid split, evenly spaced
+    "rollout_trajectories": 1,
+    "rollout_steps": 100,
+    "checkpoint_every": 1_000,
+    "tensorboard": True,
+}
+MODEL_KEYS = tuple(f.name for f in fields(SimulatorConfig))
+
+
+def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> None:
+    """Reject unknown keys, and coerce values in place to the type of their default."""
+    for key, value in values.items():
+        if key in extra_keys:
+            continue
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TrainingError(f"unknown config key {key!r} in {where}{hint}")
+        values[key] = _coerce(key, value, where)
+
+
+def _coerce(key: str, value, where: str):
+    default = DEFAULTS[key]
+    kind = type(default)
+    if default is None or value is None or isinstance(default, str) or isinstance(value, kind):
+        return value
+    if kind is bool:
+        raise TrainingError(f"config key {key!r} in {where} must be true or false, got {value!r}")
+    try:  # YAML reads `3e-3` (no dot) as a string; ints are fine where floats are expected
+        number = float(value)
+        if kind is int and number != int(number):
+            raise ValueError
+        return kind(number) if kind is int else number
+    except (TypeError, ValueError):
+        raise TrainingError(f"config key {key!r} in {where} must be a {kind.__name__}, got {value!r}") from None
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`key=value` strings -> dict, values parsed as YAML scalars (`1e-4`, `true`, `null`)."""
+    values = {}
+    for item in overrides:
+        key, separator, text = item.partition("=")
+        if not separator or not key:
+            raise TrainingError(f"override {item!r} is not of the form key=value")
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise TrainingError(f"override {item!r}: value is not valid YAML") from None
+    check_keys(values, "the command line")
+    return values
+
+
+def read_yaml(path: Path, extra_keys: tuple[str, ...] = ()) -> dict:
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise TrainingError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise TrainingError(f"{path}: a config must be a mapping of key: value")
+    check_keys(values, str(path), extra_keys)
+    return values
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> dict:
+    """DEFAULTS, updated by the preset `training/configs/NAME.yaml` or a YAML path, then the overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise TrainingError(f"config {name_or_path!r} not found (presets: {presets}, or a path to a .yaml)")
+    return {**DEFAULTS, **read_yaml(path), **parse_overrides(overrides or [])}
+
+
+def learning_rate(config: dict, step: int) -> float:
+    """Exponential decay from `learning_rate` towards `learning_rate_final` (learning_to_simulate)."""
+    initial, final = config["learning_rate"], config["learning_rate_final"]
+    decay = config["learning_rate_decay"] ** (step / config["learning_rate_decay_steps"])
+    return (initial - final) * decay + final
