@@ -36,6 +36,14 @@ def radius_graph(
         raise ValueError(f"radius_graph: radius must be positive, got {radius}")
     box = _periodic_box(bounds, periodic, positions.shape[1])
     counts = _graph_sizes(batch, len(positions))
+    finite = torch.isfinite(positions).all(dim=1)
+    if not bool(finite.all()):
+        # A particle with no finite position (a blown-up rollout) has no neighbours; the rest
+        # keep theirs, so one diverged scene in a batch does not stop the others.
+        kept = finite.nonzero().flatten()
+        edge_index = kept[radius_graph(positions[kept], radius, None if batch is None else batch[kept],
+                                       False, bounds, periodic)]
+        return _with_self_loops(edge_index, len(positions)) if loop else edge_index
     pieces, start = [], 0
     for count in counts:
         if count > 0:
@@ -46,10 +54,12 @@ def radius_graph(
     edge_index = (
         torch.cat(pieces, dim=1) if pieces else torch.empty(2, 0, dtype=torch.long)
     ).to(positions.device)
-    if loop:
-        nodes = torch.arange(len(positions), device=positions.device)
-        edge_index = torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
-    return edge_index
+    return _with_self_loops(edge_index, len(positions)) if loop else edge_index
+
+
+def _with_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    nodes = torch.arange(num_nodes, device=edge_index.device)
+    return torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
 
 
 def _graph_sizes(batch: torch.Tensor | None, num_nodes: int) -> list[int]:
