@@ -147,8 +147,10 @@ def stress_functions(dim: int):
     @wp.func
     def water(m: Material, F: mat, C: mat):
         # Energy K/2 (J-1)^2 gives tau = K J (J-1) I; Newtonian viscosity adds 2 eta J sym(grad v)
-        # with grad v ~ C (APIC). F keeps only its volume: fluids have no shear memory.
-        J = wp.determinant(F)
+        # with grad v ~ C (APIC). F keeps only its volume: fluids have no shear memory. A free
+        # surface carries no tension, so an expanding particle forgets its expansion (J <= 1);
+        # otherwise thin sheets would hang from walls as if water were glue.
+        J = wp.min(wp.determinant(F), 1.0)
         tau = m.bulk_modulus * J * (J - 1.0) * wp.identity(n=dim, dtype=float)
         tau += m.viscosity * J * (C + wp.transpose(C))
         return wp.pow(J, inverse_dim) * wp.identity(n=dim, dtype=float), tau

@@ -195,12 +195,15 @@ def test_angle_of_repose_follows_friction_angle(friction_angle):
 
 
 def test_goop_keeps_its_shape_unlike_water():
-    """A 10 cm square dropped 5 cm: goop stays a lump (height >= 60%, width <= 2x; measured 85%,
-    1.5x), water spreads into a sheet (height <= 30%; measured 24%)."""
-    extents = {}
+    """A 10 cm square dropped 5 cm: goop stays a lump (height >= 60%, width <= 2x), water spreads
+    into a sheet (height <= 35%). Heights are the 95th percentile above the floor, so that a few
+    splashed drops do not count."""
+    shapes = {}
     for material in ("goop", "water"):
         position, _ = simulate(scene([{"material": material, "box": [[0.25, 0.05], [0.35, 0.15]]}],
                                      [[0, 0], [0.6, 0.3]], 0.004, 61, 0.005, walls="sticky"), device="cpu")
-        extents[material] = np.ptp(position[-1], axis=0)
-    assert extents["goop"][1] >= 0.06 and extents["goop"][0] <= 0.2, extents["goop"]
-    assert extents["water"][1] <= 0.03, extents["water"]
+        x = position[-1]
+        shapes[material] = (np.ptp(x[:, 0]), np.quantile(x[:, 1], 0.95))
+    goop_width, goop_height = shapes["goop"]
+    assert goop_height >= 0.06 and goop_width <= 0.2, shapes["goop"]  # measured 0.083, 0.15
+    assert shapes["water"][1] <= 0.035, shapes["water"]  # measured 0.025
