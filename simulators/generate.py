@@ -10,17 +10,17 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim import DatasetWriter
-from gnsim.dataset import DatasetError, split_file
+from gnsim.dataset import DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
 from simulators.scene import SceneError, load_scene, parse_scene
-from simulators.simulate import SimulationError, default_device, simulate
+from simulators.simulate import SimulationError, resolve_device, simulate
 
 SPLITS = ("train", "valid", "test")
 
@@ -32,7 +32,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     spec = RECIPES[recipe]
     counts = dict(zip(SPLITS, spec.sizes[size].splits)) | (splits or {})
     config = spec.sizes[size]
-    device = device or default_device()
+    device = resolve_device(device)
     index, total = shard
     folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
     metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
@@ -55,7 +55,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
 def generate_scene(path: str | Path, out: str | Path, device: str | None = None) -> Path:
     """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
     scene = load_scene(path)
-    position, particle_type = _run(scene, device or default_device(), "train trajectory 00000")
+    position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
     bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
     _remove_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
@@ -108,6 +108,10 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     return out
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _parse_shard(text: str | None) -> tuple[int, int]:
     if text is None:
         rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
@@ -136,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="warp device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument("--shard", help="K/N: build only this worker's share (default: RANK/WORLD_SIZE if set)")
     args = parser.parse_args(argv)
+    # A terminated run unwinds like Ctrl-C, so that the writer removes its temporary files.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.list:
             width = max(map(len, RECIPES))
@@ -166,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial file was kept, rerun to start again", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

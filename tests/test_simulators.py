@@ -1,8 +1,10 @@
 """Scenes, `simulators.simulate`, and the `python -m simulators.generate` command."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -174,20 +176,20 @@ def run_cli(*args, cwd=ROOT):
                           capture_output=True, text=True)
 
 
-def test_cli_lists_recipes_and_rejects_mistakes_in_one_line(tmp_path):
+def test_cli_lists_recipes_and_rejects_mistakes_in_one_line(tmp_path, capsys):
     listing = run_cli("--list")
     assert listing.returncode == 0 and all(name in listing.stdout for name in RECIPES)
-    unknown = run_cli("lava")
-    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1].startswith("error: unknown recipe")
-    assert len([line for line in unknown.stderr.splitlines() if "Traceback" in line]) == 0
+    assert main(["lava"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown recipe 'lava' (known: " + ", ".join(RECIPES) + ")"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**ISSUE_SCENE, "walls": "bouncy"}))
-    result = run_cli("--scene", str(bad), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "scene.walls" in result.stderr and "Traceback" not in result.stderr
+    assert main(["--scene", str(bad), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "scene.walls" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_path):
+def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_path, capsys):
     good = tmp_path / "dam.json"
     good.write_text(json.dumps(small(ISSUE_SCENE)))
     assert main(["--scene", str(good), "--out", str(tmp_path / "dam"), "--device", "cpu"]) == 0
@@ -195,7 +197,25 @@ def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_pat
     assert read_metadata(tmp_path / "dam")["scene"]["domain"] == ISSUE_SCENE["domain"]
     unstable = tmp_path / "unstable.json"
     unstable.write_text(json.dumps(small(ISSUE_SCENE, frame_dt=0.1, substeps=1)))
-    result = run_cli("--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: train trajectory 00000, frame ")
+    assert main(["--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: train trajectory 00000, frame ") and "likely cause" in error
+    assert len(error.splitlines()) == 1
     assert not any((tmp_path / "unstable").glob("*"))
+
+
+def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
+    out = tmp_path / "water"
+    run = subprocess.Popen([sys.executable, "-m", "simulators.generate", "water", "--out", str(out),
+                            "--device", "cpu", "--num-train", "50"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".train.h5.partial-*")):  # until the first trajectory is being written
+        assert time.monotonic() < deadline and run.poll() is None, "no trajectory written"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    assert list(out.iterdir()) == []
+    (out / ".train.h5.partial-99999999").write_bytes(b"left by a killed run")  # SIGKILL leaves these
+    assert main(["water", "--out", str(out), "--device", "cpu", "--num-train", "1", "--num-valid", "0",
+                 "--num-test", "0", "--frames", "8"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "train.h5"]
