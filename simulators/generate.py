@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gnsim.dataset import DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
-from simulators.scene import SceneError, load_scene, parse_scene
+from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
 
 SPLITS = ("train", "valid", "test")

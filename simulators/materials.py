@@ -159,7 +159,7 @@ def stress_functions(dim: int):
     def project_sand(m: Material, epsilon: vec):
         # Klar et al. 2016, Algorithm 2 (sand projection), with the cone's apex moved to
         # tr(eps) = tension_trace by the cohesion.
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             trace += epsilon[d]
         trace -= m.tension_trace
@@ -177,7 +177,7 @@ def stress_functions(dim: int):
     @wp.func
     def project_goop(m: Material, epsilon: vec):
         # von Mises: the Kirchhoff deviator ||2 mu eps_hat|| may not exceed sqrt(2/3) yield_stress.
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             trace += epsilon[d]
         deviator = epsilon - trace * inverse_dim * vec(1.0)
@@ -200,7 +200,7 @@ def stress_functions(dim: int):
         else:
             epsilon = project_goop(m, epsilon)
         stretch = vec()
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             stretch[d] = wp.exp(epsilon[d])
             trace += epsilon[d]
