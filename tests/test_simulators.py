@@ -219,3 +219,18 @@ def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
     assert main(["water", "--out", str(out), "--device", "cpu", "--num-train", "1", "--num-valid", "0",
                  "--num-test", "0", "--frames", "8"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "train.h5"]
+
+
+def test_shard_comes_from_the_flag_or_torchrun(monkeypatch):
+    from simulators.generate import _parse_shard
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert _parse_shard(None) == (0, 1)
+    assert _parse_shard("2/4") == (2, 4)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert _parse_shard(None) == (3, 8)
+    for bad in ("4/4", "a/b", "1"):
+        with pytest.raises(ValueError, match="--shard"):
+            _parse_shard(bad)
