@@ -97,8 +97,8 @@ def check_stability(solver: MPMSolver, x: np.ndarray, frame: int, dt: float) -> 
     speed = float(np.max(np.linalg.norm(solver.velocities(), axis=1)))
     if speed * dt > MAX_CELLS_PER_SUBSTEP * solver.dx:
         raise SimulationError(f"frame {frame}: CFL violated, a particle moves {speed * dt / solver.dx:.2f} cells per "
-                              f"substep at {speed:.3g} m/s (likely cause: initial velocities or gravity too large "
-                              "for the substep; lower 'cfl' or raise 'substeps')")
+                              f"substep at {speed:.3g} m/s (likely cause: a substep too long for this speed; lower "
+                              "'cfl', raise 'substeps' or slow the initial velocities)")
     J = solver.volume_ratios()
     if J.min() < 0.05 or J.max() > 20:
         raise SimulationError(f"frame {frame}: particle volumes left [0.05, 20] x their initial volume "
