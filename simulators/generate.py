@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim.dataset import DatasetError, DatasetWriter, split_file
+from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_atomic
 from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
@@ -42,6 +42,14 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     _remove_partials(folder)
     jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
+    if total > 1:
+        # A shard may hold no training trajectory, or none at all; the motion statistics are
+        # computed again from the whole training split when the shards are assembled.
+        metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
+        if not jobs:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / "metadata.json", {"empty_shard": True})
+            return _assemble_if_complete(Path(out), total)
     with DatasetWriter(folder, dim=spec.dim, dt=FRAME_DT, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
@@ -90,7 +98,7 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
         os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         return out  # another worker is assembling
-    first = json.loads((shards[0] / "metadata.json").read_text())
+    first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
     keep = {k: v for k, v in first.items() if not k.startswith(("sequence_length", "num_trajectories_",
                                                                "vel_", "acc_"))}
     for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version"):

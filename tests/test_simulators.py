@@ -234,3 +234,12 @@ def test_shard_comes_from_the_flag_or_torchrun(monkeypatch):
     for bad in ("4/4", "a/b", "1"):
         with pytest.raises(ValueError, match="--shard"):
             _parse_shard(bad)
+
+
+def test_more_shards_than_trajectories_still_assemble(tmp_path):
+    options = {"splits": {"train": 1, "valid": 2, "test": 0}, "frames": 8, "seed": 5, "device": "cpu"}
+    for k in range(3):  # shard 1 holds only a validation trajectory, shard 2 nothing
+        generate("goop", tmp_path / "sharded", shard=(k, 3), **options)
+    generate("goop", tmp_path / "whole", **options)
+    assert read_metadata(tmp_path / "sharded") == read_metadata(tmp_path / "whole")
+    assert not (tmp_path / "sharded" / ".shards").exists()
