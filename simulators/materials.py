@@ -27,9 +27,10 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "sand": {"density": 1600.0, "youngs_modulus": 3.5e5, "poisson_ratio": 0.3,
              "friction_angle": 32.0, "cohesion": 0.0},
     # Goop: a soft elastoplastic jelly (von Mises): it rests without yielding under its own
-    # weight up to ~0.3 m tall (rho g h / 2 < yield_stress) and flows plastically on impact.
-    "goop": {"density": 1000.0, "youngs_modulus": 4.0e4, "poisson_ratio": 0.3,
-             "yield_stress": 1.5e3},
+    # weight up to ~0.8 m tall (rho g h / 2 < yield_stress), and a drop of a metre squashes it
+    # into a lump that keeps its thickness (softer or weaker goop splashes into sheets).
+    "goop": {"density": 1000.0, "youngs_modulus": 1.0e5, "poisson_ratio": 0.3,
+             "yield_stress": 4.0e3},
 }
 
 

@@ -213,5 +213,5 @@ def test_goop_keeps_its_shape_unlike_water():
         x = position[-1]
         shapes[material] = (np.ptp(x[:, 0]), np.quantile(x[:, 1], 0.95))
     goop_width, goop_height = shapes["goop"]
-    assert goop_height >= 0.06 and goop_width <= 0.2, shapes["goop"]  # measured 0.083, 0.15
+    assert goop_height >= 0.06 and goop_width <= 0.2, shapes["goop"]  # measured 0.098, 0.12
     assert shapes["water"][1] <= 0.035, shapes["water"]  # measured 0.025
