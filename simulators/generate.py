@@ -134,7 +134,8 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m simulators.generate",
+                                     description="Simulate a recipe (see --list) or a scene file into a dataset folder.")
     parser.add_argument("name", nargs="?", help="recipe name (see --list)")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
     parser.add_argument("--scene", help="simulate this scene file (JSON or YAML) instead of a recipe")
