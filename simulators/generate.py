@@ -10,17 +10,17 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim import DatasetWriter
-from gnsim.dataset import DatasetError, split_file
+from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_atomic
 from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
-from simulators.scene import SceneError, load_scene, parse_scene
-from simulators.simulate import SimulationError, default_device, simulate
+from simulators.scene import SceneError, load_scene
+from simulators.simulate import SimulationError, resolve_device, simulate
 
 SPLITS = ("train", "valid", "test")
 
@@ -32,7 +32,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     spec = RECIPES[recipe]
     counts = dict(zip(SPLITS, spec.sizes[size].splits)) | (splits or {})
     config = spec.sizes[size]
-    device = device or default_device()
+    device = resolve_device(device)
     index, total = shard
     folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
     metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
@@ -42,6 +42,14 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     _remove_partials(folder)
     jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
+    if total > 1:
+        # A shard may hold no training trajectory, or none at all; the motion statistics are
+        # computed again from the whole training split when the shards are assembled.
+        metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
+        if not jobs:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / "metadata.json", {"empty_shard": True})
+            return _assemble_if_complete(Path(out), total)
     with DatasetWriter(folder, dim=spec.dim, dt=FRAME_DT, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
@@ -55,7 +63,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
 def generate_scene(path: str | Path, out: str | Path, device: str | None = None) -> Path:
     """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
     scene = load_scene(path)
-    position, particle_type = _run(scene, device or default_device(), "train trajectory 00000")
+    position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
     bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
     _remove_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
@@ -90,7 +98,7 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
         os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         return out  # another worker is assembling
-    first = json.loads((shards[0] / "metadata.json").read_text())
+    first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
     keep = {k: v for k, v in first.items() if not k.startswith(("sequence_length", "num_trajectories_",
                                                                "vel_", "acc_"))}
     for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version"):
@@ -108,6 +116,10 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     return out
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _parse_shard(text: str | None) -> tuple[int, int]:
     if text is None:
         rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
@@ -122,7 +134,8 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m simulators.generate",
+                                     description="Simulate a recipe (see --list) or a scene file into a dataset folder.")
     parser.add_argument("name", nargs="?", help="recipe name (see --list)")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
     parser.add_argument("--scene", help="simulate this scene file (JSON or YAML) instead of a recipe")
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="warp device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument("--shard", help="K/N: build only this worker's share (default: RANK/WORLD_SIZE if set)")
     args = parser.parse_args(argv)
+    # A terminated run unwinds like Ctrl-C, so that the writer removes its temporary files.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.list:
             width = max(map(len, RECIPES))
@@ -166,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial file was kept, rerun to start again", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "sand": {"density": 1600.0, "youngs_modulus": 3.5e5, "poisson_ratio": 0.3,
              "friction_angle": 32.0, "cohesion": 0.0},
     # Goop: a soft elastoplastic jelly (von Mises): it rests without yielding under its own
-    # weight up to ~0.3 m tall (rho g h / 2 < yield_stress) and flows plastically on impact.
-    "goop": {"density": 1000.0, "youngs_modulus": 4.0e4, "poisson_ratio": 0.3,
-             "yield_stress": 1.5e3},
+    # weight up to ~0.8 m tall (rho g h / 2 < yield_stress), and a drop of a metre squashes it
+    # into a lump that keeps its thickness (softer or weaker goop splashes into sheets).
+    "goop": {"density": 1000.0, "youngs_modulus": 1.0e5, "poisson_ratio": 0.3,
+             "yield_stress": 4.0e3},
 }
 
 
@@ -147,8 +148,10 @@ def stress_functions(dim: int):
     @wp.func
     def water(m: Material, F: mat, C: mat):
         # Energy K/2 (J-1)^2 gives tau = K J (J-1) I; Newtonian viscosity adds 2 eta J sym(grad v)
-        # with grad v ~ C (APIC). F keeps only its volume: fluids have no shear memory.
-        J = wp.determinant(F)
+        # with grad v ~ C (APIC). F keeps only its volume: fluids have no shear memory. A free
+        # surface carries no tension, so an expanding particle forgets its expansion (J <= 1);
+        # otherwise thin sheets would hang from walls as if water were glue.
+        J = wp.min(wp.determinant(F), 1.0)
         tau = m.bulk_modulus * J * (J - 1.0) * wp.identity(n=dim, dtype=float)
         tau += m.viscosity * J * (C + wp.transpose(C))
         return wp.pow(J, inverse_dim) * wp.identity(n=dim, dtype=float), tau
@@ -157,7 +160,7 @@ def stress_functions(dim: int):
     def project_sand(m: Material, epsilon: vec):
         # Klar et al. 2016, Algorithm 2 (sand projection), with the cone's apex moved to
         # tr(eps) = tension_trace by the cohesion.
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             trace += epsilon[d]
         trace -= m.tension_trace
@@ -175,7 +178,7 @@ def stress_functions(dim: int):
     @wp.func
     def project_goop(m: Material, epsilon: vec):
         # von Mises: the Kirchhoff deviator ||2 mu eps_hat|| may not exceed sqrt(2/3) yield_stress.
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             trace += epsilon[d]
         deviator = epsilon - trace * inverse_dim * vec(1.0)
@@ -198,7 +201,7 @@ def stress_functions(dim: int):
         else:
             epsilon = project_goop(m, epsilon)
         stretch = vec()
-        trace = float(0.0)
+        trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             stretch[d] = wp.exp(epsilon[d])
             trace += epsilon[d]

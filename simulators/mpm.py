@@ -9,7 +9,7 @@ B-spline stencil has 3^dim nodes), compiled on CPU, and run unchanged on CUDA.
 
 
 import math
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,7 +24,7 @@ wp.config.log_level = wp.LOG_WARNING
 wp.init()
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
     """P2G, grid update and G2P kernels for `dim` = 2 or 3; `deterministic` orders CUDA's
     floating-point atomics so that the same inputs give the same bytes (CPU kernels run serially)."""
@@ -56,9 +56,9 @@ def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
                      strides: wp.vec3i):
         # Node s of the 3^dim stencil (digit d of s in base 3 is the offset along axis d):
         # its weight, its offset from the particle in cells, and its flat grid index.
-        weight = float(1.0)
+        weight = float(1.0)  # noqa: UP018 - Warp variables are declared with their type
         offset = vec()
-        node = int(0)
+        node = int(0)  # noqa: UP018, RUF046
         code = s
         for d in range(dim):
             o = code % 3
@@ -168,7 +168,7 @@ class MPMSolver:
         self.num_nodes = int(np.prod(resolution))
         n = len(x)
         density = np.array([m.density for m in materials])[material]
-        as_array = lambda a, dtype: wp.array(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
+        as_array = lambda a, dtype: wp.array(np.ascontiguousarray(a), dtype=dtype, device=device)
         self.x = as_array(x.astype(np.float32), self.k.vec)
         self.v = as_array(v.astype(np.float32), self.k.vec)
         self.C = wp.zeros(n, dtype=self.k.mat, device=device)
@@ -182,7 +182,7 @@ class MPMSolver:
         self.grid_v = wp.zeros(self.num_nodes, dtype=self.k.vec, device=device)
         self.grid_m = wp.zeros(self.num_nodes, dtype=float, device=device)
         self.gravity = self.k.vec(*np.asarray(gravity, float))
-        pad3 = lambda a: wp.vec3(*[float(t) for t in a], *[0.0] * (3 - dim))  # noqa: E731
+        pad3 = lambda a: wp.vec3(*[float(t) for t in a], *[0.0] * (3 - dim))
         # Nodes on a wall count as inside it, whatever the float rounding of their position.
         self.lower3, self.upper3 = pad3(self.lower + 1e-3 * dx), pad3(self.upper - 1e-3 * dx)
         self.walls, self.wall_friction = int(walls), float(wall_friction)

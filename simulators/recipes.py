@@ -46,7 +46,8 @@ class Recipe:
         """One random scene (the JSON dict of docs/scenes.md) for this recipe."""
         config = self.sizes[size]
         lower, upper = np.full(self.dim, 0.1), np.full(self.dim, 0.9)  # WaterDrop's bounds
-        obstacles = _ramps(rng, self.dim, lower, upper) if self.ramps else []
+        # Ramps 3 grid cells thick (grid spacing = 2 particle spacings), or particles tunnel through.
+        obstacles = _ramps(rng, self.dim, lower, upper, 6 * config.particle_spacing) if self.ramps else []
         # Blocks start above the ramps, or anywhere in the upper 70% of the box.
         region = (np.r_[lower[0], 0.6, lower[2:]], upper) if self.ramps else (np.r_[lower[0], 0.3, lower[2:]], upper)
         count = int(rng.integers(*config.particles, endpoint=True))
@@ -54,7 +55,9 @@ class Recipe:
         return {
             "dim": self.dim, "domain": [lower.tolist(), upper.tolist()],
             "particle_spacing": config.particle_spacing, "frames": frames or self.frames[size],
-            "frame_dt": FRAME_DT, "walls": "slip", "gravity": [0.0, -9.81] + [0.0] * (self.dim - 2),
+            # Sand rests on rough floors (Coulomb friction); fluids and goop slide freely.
+            "frame_dt": FRAME_DT, "walls": "frictional" if "sand" in self.materials else "slip",
+            "wall_friction": 0.5, "gravity": [0.0, -9.81] + [0.0] * (self.dim - 2),
             "blocks": blocks, "obstacles": obstacles,
             # WaterDrop-like sets carry no wall particles (the GNS sees wall distances); the ramp
             # sets carry their obstacles and walls as boundary particles, like WaterRamps.
@@ -86,7 +89,8 @@ def _blocks(rng: np.random.Generator, dim: int, region: tuple[np.ndarray, np.nda
     ]
 
 
-def _ramps(rng: np.random.Generator, dim: int, lower: np.ndarray, upper: np.ndarray) -> list[dict]:
+def _ramps(rng: np.random.Generator, dim: int, lower: np.ndarray, upper: np.ndarray,
+           thickness: float) -> list[dict]:
     """1-3 tilted planks (10-40 degrees) in the band y in [0.2, 0.55], like WaterRamps' obstacles."""
     ramps = []
     for _ in range(int(rng.integers(1, 4))):
@@ -97,7 +101,7 @@ def _ramps(rng: np.random.Generator, dim: int, lower: np.ndarray, upper: np.ndar
         start, end = center - half, center + half
         middle = [0.5 * (lower[2] + upper[2])] if dim == 3 else []
         ramps.append({"ramp": [np.r_[start, middle].round(6).tolist(), np.r_[end, middle].round(6).tolist()],
-                      "thickness": 0.03})
+                      "thickness": round(thickness, 6)})
     return ramps
 
 

@@ -224,7 +224,7 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Particles on one lattice of `particle_spacing` over the domain, each taken by the first block
     that contains it: positions [N, dim], velocities [N, dim], block index [N]."""
     s = scene.particle_spacing
-    axes = [lo + s * (0.5 + np.arange(int(math.floor((hi - lo) / s + 1e-6))))
+    axes = [lo + s * (0.5 + np.arange(math.floor((hi - lo) / s + 1e-6)))
             for lo, hi in zip(scene.lower, scene.upper)]
     lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
     owner = np.full(len(lattice), -1)

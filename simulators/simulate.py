@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import warp as wp
 from tqdm.auto import tqdm
 
 from simulators.colliders import WALL_TYPES, boundary_particles
@@ -22,9 +23,17 @@ class SimulationError(RuntimeError):
 
 def default_device() -> str:
     """CUDA when Warp sees a GPU, else CPU."""
-    import warp as wp
-
     return "cuda" if wp.is_cuda_available() else "cpu"
+
+
+def resolve_device(device: str | None) -> str:
+    """The Warp device to run on (default: CUDA when available); ValueError if it does not exist."""
+    if device is None:
+        return default_device()
+    try:
+        return str(wp.get_device(device))
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"--device {device!r}: {str(error).splitlines()[0]}") from None
 
 
 def build_solver(scene: Scene, device: str = "cpu") -> tuple[MPMSolver, np.ndarray, float, int]:
@@ -55,7 +64,7 @@ def simulate(scene: Scene | dict, device: str | None = None, progress: bool | No
     and particle types [N] (GNS ids; boundary particles, type 3, come last and stay put)."""
     if isinstance(scene, dict):
         scene = parse_scene(scene)
-    device = device or default_device()
+    device = resolve_device(device)
     solver, particle_type, dt, substeps = build_solver(scene, device)
     n = len(particle_type)
     boundary = boundary_points(scene, device)
@@ -88,8 +97,8 @@ def check_stability(solver: MPMSolver, x: np.ndarray, frame: int, dt: float) -> 
     speed = float(np.max(np.linalg.norm(solver.velocities(), axis=1)))
     if speed * dt > MAX_CELLS_PER_SUBSTEP * solver.dx:
         raise SimulationError(f"frame {frame}: CFL violated, a particle moves {speed * dt / solver.dx:.2f} cells per "
-                              f"substep at {speed:.3g} m/s (likely cause: initial velocities or gravity too large "
-                              "for the substep; lower 'cfl' or raise 'substeps')")
+                              f"substep at {speed:.3g} m/s (likely cause: a substep too long for this speed; lower "
+                              "'cfl', raise 'substeps' or slow the initial velocities)")
     J = solver.volume_ratios()
     if J.min() < 0.05 or J.max() > 20:
         raise SimulationError(f"frame {frame}: particle volumes left [0.05, 20] x their initial volume "

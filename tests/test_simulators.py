@@ -1,8 +1,10 @@
 """Scenes, `simulators.simulate`, and the `python -m simulators.generate` command."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +144,7 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 
 
 def test_shards_assemble_into_the_unsharded_dataset(tmp_path):
-    options = dict(splits={"train": 3, "valid": 1, "test": 1}, frames=8, seed=3, device="cpu")
+    options = {"splits": {"train": 3, "valid": 1, "test": 1}, "frames": 8, "seed": 3, "device": "cpu"}
     generate("sand-ramps", tmp_path / "whole", **options)
     for k in (1, 0):  # any order; the last one to finish assembles
         generate("sand-ramps", tmp_path / "sharded", shard=(k, 2), **options)
@@ -162,7 +164,7 @@ def test_every_recipe_builds_a_valid_scene(name):
     rng = np.random.default_rng(0)
     scene = parse_scene(RECIPES[name].scene(rng, "small", frames=8))
     assert scene.dim == RECIPES[name].dim
-    position, particle_type = simulate(
+    _, particle_type = simulate(
         {**scene.source, "frames": 3} if scene.dim == 2 else {**scene.source, "frames": 2}, device="cpu")
     count = (particle_type != 3).sum()
     low, high = RECIPES[name].sizes["small"].particles
@@ -171,23 +173,23 @@ def test_every_recipe_builds_a_valid_scene(name):
 
 def run_cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "simulators.generate", *args], cwd=cwd,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
-def test_cli_lists_recipes_and_rejects_mistakes_in_one_line(tmp_path):
+def test_cli_lists_recipes_and_rejects_mistakes_in_one_line(tmp_path, capsys):
     listing = run_cli("--list")
     assert listing.returncode == 0 and all(name in listing.stdout for name in RECIPES)
-    unknown = run_cli("lava")
-    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1].startswith("error: unknown recipe")
-    assert len([line for line in unknown.stderr.splitlines() if "Traceback" in line]) == 0
+    assert main(["lava"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown recipe 'lava' (known: " + ", ".join(RECIPES) + ")"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**ISSUE_SCENE, "walls": "bouncy"}))
-    result = run_cli("--scene", str(bad), "--out", str(tmp_path / "out"))
-    assert result.returncode == 2 and "scene.walls" in result.stderr and "Traceback" not in result.stderr
+    assert main(["--scene", str(bad), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "scene.walls" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_path):
+def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_path, capsys):
     good = tmp_path / "dam.json"
     good.write_text(json.dumps(small(ISSUE_SCENE)))
     assert main(["--scene", str(good), "--out", str(tmp_path / "dam"), "--device", "cpu"]) == 0
@@ -195,7 +197,49 @@ def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_pat
     assert read_metadata(tmp_path / "dam")["scene"]["domain"] == ISSUE_SCENE["domain"]
     unstable = tmp_path / "unstable.json"
     unstable.write_text(json.dumps(small(ISSUE_SCENE, frame_dt=0.1, substeps=1)))
-    result = run_cli("--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: train trajectory 00000, frame ")
+    assert main(["--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: train trajectory 00000, frame ") and "likely cause" in error
+    assert len(error.splitlines()) == 1
     assert not any((tmp_path / "unstable").glob("*"))
+
+
+def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
+    out = tmp_path / "water"
+    run = subprocess.Popen([sys.executable, "-m", "simulators.generate", "water", "--out", str(out),
+                            "--device", "cpu", "--num-train", "50"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".train.h5.partial-*")):  # until the first trajectory is being written
+        assert time.monotonic() < deadline and run.poll() is None, "no trajectory written"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    assert list(out.iterdir()) == []
+    (out / ".train.h5.partial-99999999").write_bytes(b"left by a killed run")  # SIGKILL leaves these
+    assert main(["water", "--out", str(out), "--device", "cpu", "--num-train", "1", "--num-valid", "0",
+                 "--num-test", "0", "--frames", "8"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "train.h5"]
+
+
+def test_shard_comes_from_the_flag_or_torchrun(monkeypatch):
+    from simulators.generate import _parse_shard
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert _parse_shard(None) == (0, 1)
+    assert _parse_shard("2/4") == (2, 4)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert _parse_shard(None) == (3, 8)
+    for bad in ("4/4", "a/b", "1"):
+        with pytest.raises(ValueError, match="--shard"):
+            _parse_shard(bad)
+
+
+def test_more_shards_than_trajectories_still_assemble(tmp_path):
+    options = {"splits": {"train": 1, "valid": 2, "test": 0}, "frames": 8, "seed": 5, "device": "cpu"}
+    for k in range(3):  # shard 1 holds only a validation trajectory, shard 2 nothing
+        generate("goop", tmp_path / "sharded", shard=(k, 3), **options)
+    generate("goop", tmp_path / "whole", **options)
+    assert read_metadata(tmp_path / "sharded") == read_metadata(tmp_path / "whole")
+    assert not (tmp_path / "sharded" / ".shards").exists()
