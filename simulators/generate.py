@@ -37,7 +37,9 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
     metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
                 "frame_dt": FRAME_DT, "particle_spacing": config.particle_spacing,
-                "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts}
+                "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
+                # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
+                "gravity": spec.gravity}
     if total > 1 and (folder / "metadata.json").is_file():
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     _remove_partials(folder)
@@ -69,6 +71,7 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
                        connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
                        metadata={"simulator": "mls-mpm (warp)", "scene": scene.source,
+                                 "gravity": scene.gravity.tolist(),
                                  "particle_spacing": scene.particle_spacing,
                                  "grid_spacing": scene.grid_spacing}) as writer:
         writer.add("train", position, particle_type)

@@ -42,6 +42,11 @@ class Recipe:
     def sizes(self) -> dict[str, Size]:
         return SIZES_2D if self.dim == 2 else SIZES_3D
 
+    @property
+    def gravity(self) -> list[float]:
+        """m/s², along -y (the vertical axis in 2D and 3D)."""
+        return [0.0, -9.81] + [0.0] * (self.dim - 2)
+
     def scene(self, rng: np.random.Generator, size: str = "small", frames: int | None = None) -> dict:
         """One random scene (the JSON dict of docs/scenes.md) for this recipe."""
         config = self.sizes[size]
@@ -57,7 +62,7 @@ class Recipe:
             "particle_spacing": config.particle_spacing, "frames": frames or self.frames[size],
             # Sand rests on rough floors (Coulomb friction); fluids and goop slide freely.
             "frame_dt": FRAME_DT, "walls": "frictional" if "sand" in self.materials else "slip",
-            "wall_friction": 0.5, "gravity": [0.0, -9.81] + [0.0] * (self.dim - 2),
+            "wall_friction": 0.5, "gravity": self.gravity,
             "blocks": blocks, "obstacles": obstacles,
             # WaterDrop-like sets carry no wall particles (the GNS sees wall distances); the ramp
             # sets carry their obstacles and walls as boundary particles, like WaterRamps.

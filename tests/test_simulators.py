@@ -126,6 +126,7 @@ def test_generated_dataset_is_accepted_by_the_gnsim_reader(tmp_path):
     assert metadata["dim"] == 2 and metadata["sequence_length"] == 9 and metadata["dt"] == 0.0025
     # About 10 particles across the connectivity diameter.
     assert metadata["default_connectivity_radius"] * 2 / metadata["particle_spacing"] == pytest.approx(10)
+    assert metadata["gravity"] == [0.0, -9.81]  # read by the constant-velocity-plus-gravity baseline
     trajectory = split_file(tmp_path / "water", "train")[0]
     assert 250 <= trajectory.position.shape[1] <= 600
     assert sorted(p.name for p in (tmp_path / "water").iterdir()) == [
@@ -194,6 +195,7 @@ def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_pat
     good.write_text(json.dumps(small(ISSUE_SCENE)))
     assert main(["--scene", str(good), "--out", str(tmp_path / "dam"), "--device", "cpu"]) == 0
     assert split_file(tmp_path / "dam", "train").names == ["00000"]
+    assert read_metadata(tmp_path / "dam")["gravity"] == [0.0, -9.81]
     assert read_metadata(tmp_path / "dam")["scene"]["domain"] == ISSUE_SCENE["domain"]
     unstable = tmp_path / "unstable.json"
     unstable.write_text(json.dumps(small(ISSUE_SCENE, frame_dt=0.1, substeps=1)))
