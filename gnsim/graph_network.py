@@ -58,7 +58,10 @@ class InteractionNetwork(MessagePassing):
         receiver_term, sender_term = node_terms.chunk(2, dim=-1)
         new_edge_latent = self.edge_updater(edge_index, edge_attr=edge_latent, weight_edge=weight_edge,
                                             receiver_term=receiver_term, sender_term=sender_term)
-        new_node_latent = self.propagate(edge_index, x=node_latent, edge_message=new_edge_latent)
+        # `size` is explicit: particles without neighbours (e.g. the last ones) still get a node.
+        num_nodes = len(node_latent)
+        new_node_latent = self.propagate(edge_index, x=node_latent, edge_message=new_edge_latent,
+                                         size=(num_nodes, num_nodes))
         return node_latent + new_node_latent, edge_latent + new_edge_latent
 
     def edge_update(self, edge_attr: torch.Tensor, weight_edge: torch.Tensor, receiver_term_i: torch.Tensor,

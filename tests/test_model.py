@@ -153,3 +153,12 @@ def test_interaction_network_is_the_mlp_of_concatenated_edge_receiver_and_sender
     expected_node = network.node_function(torch.cat([node, summed], dim=-1))
     assert torch.allclose(new_edge, edge + expected_edge, atol=1e-5)
     assert torch.allclose(new_node, node + expected_node, atol=1e-5)
+
+
+def test_particles_without_neighbours_are_still_predicted(falling_blocks):
+    simulator = make_simulator(read_metadata(falling_blocks))
+    position, _, particle_type = window(falling_blocks)
+    loner = position[:1] * 0 + torch.tensor([0.95, 0.95])  # far from everyone, listed last
+    with torch.no_grad():
+        acceleration = simulator(torch.cat([position, loner]), torch.cat([particle_type, particle_type[:1]]))
+    assert acceleration.shape == (len(particle_type) + 1, 2) and torch.isfinite(acceleration).all()
