@@ -176,3 +176,23 @@ def test_a_dataset_too_small_for_the_batch_is_one_line(tmp_path, capsys):
         ["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY], capsys
     )
     assert message.endswith("the dataset has 1 samples, fewer than batch_size 2")
+
+
+def test_a_trained_simulator_comes_back_from_its_checkpoint(tmp_path, falling_blocks):
+    from gnsim import read_metadata
+    from training.train import simulator_from_checkpoint
+
+    train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
+    simulator = simulator_from_checkpoint(
+        tmp_path / "run/checkpoints/last.pt", read_metadata(falling_blocks)
+    )
+    saved = parameters(tmp_path / "run")["model"]
+    assert simulator.config.latent_size == 16
+    assert all(torch.equal(value, saved[name]) for name, value in simulator.state_dict().items())
+
+
+def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys, falling_blocks):
+    message = run_main(
+        ["--data", falling_blocks, "--out", str(tmp_path / "run"), "steps=many"], capsys
+    )
+    assert message == "error: config key 'steps' in the command line must be an integer, got 'many'"

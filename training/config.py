@@ -74,7 +74,7 @@ def _coerce(key: str, value, where: str):
         return kind(number) if kind is int else number
     except (TypeError, ValueError):
         raise TrainingError(
-            f"config key {key!r} in {where} must be a {kind.__name__}, got {value!r}"
+            f"config key {key!r} in {where} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
         ) from None
 
 

@@ -69,9 +69,8 @@ def train(
         )
     use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and device.type == "cuda")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = (
-            True  # TF32 matmuls: ~fp32 accuracy, tensor-core speed
-        )
+        # TF32 matmuls: float32 range, tensor-core speed, ~1e-3 relative precision.
+        torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     out = Path(out)
     checkpoint_dir = out / "checkpoints"
@@ -245,9 +244,8 @@ def one_step_loss(
         count = count.clone()
         dist.all_reduce(count)
         count = count / dist.get_world_size()
-    return torch.where(mask, squared_error, torch.zeros_like(squared_error)).sum() / count.clamp(
-        min=1
-    )
+    total = torch.where(mask, squared_error, torch.zeros_like(squared_error)).sum()
+    return total / count.clamp(min=1)
 
 
 class Validation:
@@ -386,6 +384,18 @@ def save_checkpoint(
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     torch.save(checkpoint, temporary)
     os.replace(temporary, path)
+
+
+def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> LearnedSimulator:
+    """The trained simulator of a checkpoint (its own model config), for rollouts and evaluation."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
+    except (OSError, RuntimeError, KeyError, EOFError) as error:
+        raise TrainingError(f"{path}: not a readable checkpoint ({error})") from None
+    simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
+    load_checkpoint(path, simulator, metadata)
+    return simulator.eval()
 
 
 def load_checkpoint(
