@@ -25,15 +25,15 @@ from pathlib import Path
 if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from gnsim import DatasetWriter  # noqa: E402
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity  # noqa: E402
-from gnsim.noise import add_training_noise  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.train import one_step_loss  # noqa: E402
+from gnsim import DatasetWriter
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity
+from gnsim.noise import add_training_noise
+from training.config import load_config
+from training.train import one_step_loss
 
 BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
 CONNECTIVITY_RADIUS = 0.015
@@ -46,7 +46,9 @@ def water_block(seed: int, columns: int, rows: int, frames: int = 7) -> np.ndarr
     """Positions [frames, N, 2] of a jittered water block in free fall, ~20 neighbours within R."""
     rng = np.random.default_rng(seed)
     spacing = 0.006  # pi R^2 / spacing^2 ~ 20 neighbours
-    grid = np.stack(np.meshgrid(np.arange(columns), np.arange(rows), indexing="ij"), -1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(np.arange(columns), np.arange(rows), indexing="ij"), -1).reshape(
+        -1, 2
+    )
     start = np.array([0.15 + 0.3 * rng.random(), 0.3 + 0.2 * rng.random()])
     x0 = start + grid * spacing + rng.normal(0, 0.05 * spacing, grid.shape)
     velocity = rng.uniform(-1, 1, 2)
@@ -59,16 +61,25 @@ def write_sample(folder: Path, particles: int) -> tuple[list[np.ndarray], dict]:
     columns = int(np.sqrt(particles))
     rows = particles // columns
     trajectories = [water_block(seed, columns, rows) for seed in (0, 1)]
-    with DatasetWriter(folder, dim=2, dt=FRAME_DT, bounds=BOUNDS, connectivity_radius=CONNECTIVITY_RADIUS,
-                       metadata={"simulator": "benchmarks.training.water_block"}) as writer:
+    with DatasetWriter(
+        folder,
+        dim=2,
+        dt=FRAME_DT,
+        bounds=BOUNDS,
+        connectivity_radius=CONNECTIVITY_RADIUS,
+        metadata={"simulator": "benchmarks.training.water_block"},
+    ) as writer:
         for position in trajectories:
             writer.add("train", position, np.full(position.shape[1], 5))
     metadata = json.loads((folder / "metadata.json").read_text())
     # geoelements/gns reads {name: (positions [T, N, D], particle_type [N])} from train.npz.
-    np.savez(folder / "train.npz", **{
-        f"trajectory_{k}": np.array([position, np.full(position.shape[1], 5)], dtype=object)
-        for k, position in enumerate(trajectories)
-    })
+    np.savez(
+        folder / "train.npz",
+        **{
+            f"trajectory_{k}": np.array([position, np.full(position.shape[1], 5)], dtype=object)
+            for k, position in enumerate(trajectories)
+        },
+    )
     return trajectories, metadata
 
 
@@ -90,8 +101,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_gnsim(trajectories: list[np.ndarray], metadata: dict, device: torch.device, steps: int,
-                  warmup: int) -> dict:
+def measure_gnsim(
+    trajectories: list[np.ndarray], metadata: dict, device: torch.device, steps: int, warmup: int
+) -> dict:
     config = load_config("paper")
     torch.manual_seed(0)
     simulator = LearnedSimulator(SimulatorConfig.from_dict(config), metadata).to(device)
@@ -103,13 +115,19 @@ def measure_gnsim(trajectories: list[np.ndarray], metadata: dict, device: torch.
     use_amp = device.type == "cuda"
 
     def step() -> torch.Tensor:
-        position, target = add_training_noise(sequence[:, :-1], sequence[:, -1], particle_type,
-                                              config["noise_std"], generator)
-        edge_index = connectivity(position[:, -1], simulator.connectivity_radius, batch, simulator.bounds)
+        position, target = add_training_noise(
+            sequence[:, :-1], sequence[:, -1], particle_type, config["noise_std"], generator
+        )
+        edge_index = connectivity(
+            position[:, -1], simulator.connectivity_radius, batch, simulator.bounds
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             predicted = simulator(position, particle_type, edge_index)
-        loss = one_step_loss(predicted.float(), simulator.normalized_acceleration_target(target, position),
-                             particle_type)
+        loss = one_step_loss(
+            predicted.float(),
+            simulator.normalized_acceleration_target(target, position),
+            particle_type,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -131,14 +149,26 @@ def measure_gnsim(trajectories: list[np.ndarray], metadata: dict, device: torch.
     return {"seconds_per_step": seconds, "flops_per_step": flops, "edges_per_step": edges}
 
 
-def measure_peer(python: str, runner: str, folder: Path, device: torch.device, steps: int, warmup: int) -> dict:
+def measure_peer(
+    python: str, runner: str, folder: Path, device: torch.device, steps: int, warmup: int
+) -> dict:
     """geoelements/gns's training step on the same files, via its runner in its own venv."""
     if not Path(python).is_file() or not Path(runner).is_file():
         missing = python if not Path(python).is_file() else runner
         return {"gns": None, "gns_reason": f"{missing} not found"}
-    command = [python, runner, "--data", str(folder), "--steps", str(steps), "--warmup", str(warmup),
-               "--device", device.type]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    command = [
+        python,
+        runner,
+        "--data",
+        str(folder),
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        "--device",
+        device.type,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
     lines = [line for line in result.stdout.splitlines() if line.strip().startswith("{")]
     if result.returncode != 0 or not lines:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -148,12 +178,18 @@ def measure_peer(python: str, runner: str, folder: Path, device: torch.device, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--particles", type=int, default=1500, help="particles per sample (batch of 2)")
+    parser.add_argument(
+        "--particles", type=int, default=1500, help="particles per sample (batch of 2)"
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--peer-python", default=PEER_PYTHON, help="python of the geoelements/gns venv")
-    parser.add_argument("--peer-runner", default=PEER_RUNNER, help="geoelements/gns training-step runner")
+    parser.add_argument(
+        "--peer-python", default=PEER_PYTHON, help="python of the geoelements/gns venv"
+    )
+    parser.add_argument(
+        "--peer-runner", default=PEER_RUNNER, help="geoelements/gns training-step runner"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="gnsim-bench-") as temporary:
@@ -161,17 +197,27 @@ def main() -> None:
         trajectories, metadata = write_sample(folder, args.particles)
         matmul = matmul_flops_per_s(device)
         ours = measure_gnsim(trajectories, metadata, device, args.steps, args.warmup)
-        peer = measure_peer(args.peer_python, args.peer_runner, folder, device, args.steps, args.warmup)
+        peer = measure_peer(
+            args.peer_python, args.peer_runner, folder, device, args.steps, args.warmup
+        )
     particles = sum(p.shape[1] for p in trajectories)
     steps_per_s = 1 / ours["seconds_per_step"]
     achieved = ours["flops_per_step"] * steps_per_s
     figures = {
-        "benchmark": "training", "device": str(device), "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "model": "paper", "batch_size": 2, "particles_per_step": particles,
-        "edges_per_step": ours["edges_per_step"], "steps_per_s": steps_per_s,
-        "particle_steps_per_s": particles * steps_per_s, "flops_per_step": ours["flops_per_step"],
-        "achieved_flops_per_s": achieved, "matmul_flops_per_s": matmul,
+        "benchmark": "training",
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "model": "paper",
+        "batch_size": 2,
+        "particles_per_step": particles,
+        "edges_per_step": ours["edges_per_step"],
+        "steps_per_s": steps_per_s,
+        "particle_steps_per_s": particles * steps_per_s,
+        "flops_per_step": ours["flops_per_step"],
+        "achieved_flops_per_s": achieved,
+        "matmul_flops_per_s": matmul,
         "fraction_of_matmul_peak": achieved / matmul,
         **peer,
     }

@@ -61,19 +61,34 @@ class LearnedSimulator(nn.Module):
         self.config = config
         dim = int(metadata["dim"])
         self.dim = dim
-        self.connectivity_radius = float(config.connectivity_radius or metadata["default_connectivity_radius"])
+        self.connectivity_radius = float(
+            config.connectivity_radius or metadata["default_connectivity_radius"]
+        )
         self.bounds = [[float(lo), float(hi)] for lo, hi in metadata["bounds"]]
-        self.periodic = [bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)]
+        self.periodic = [
+            bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
+        ]
         self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
-        self.velocity_normalizer = Normalizer(metadata["vel_mean"], metadata["vel_std"], config.noise_std)
-        self.acceleration_normalizer = Normalizer(metadata["acc_mean"], metadata["acc_std"], config.noise_std)
+        self.velocity_normalizer = Normalizer(
+            metadata["vel_mean"], metadata["vel_std"], config.noise_std
+        )
+        self.acceleration_normalizer = Normalizer(
+            metadata["acc_mean"], metadata["acc_std"], config.noise_std
+        )
         self.particle_type_embedding = (
             nn.Embedding(config.num_particle_types, config.particle_type_embedding_size)
-            if config.num_particle_types > 1 else None
+            if config.num_particle_types > 1
+            else None
         )
         node_input_size = (
-            (config.input_frames - 1) * dim + 2 * dim + config.material_features
-            + (config.particle_type_embedding_size if self.particle_type_embedding is not None else 0)
+            (config.input_frames - 1) * dim
+            + 2 * dim
+            + config.material_features
+            + (
+                config.particle_type_embedding_size
+                if self.particle_type_embedding is not None
+                else 0
+            )
         )
         self.graph_network = EncodeProcessDecode(
             node_input_size=node_input_size,
@@ -100,18 +115,26 @@ class LearnedSimulator(nn.Module):
             difference = torch.where(periodic, wrapped, difference)
         return difference
 
-    def connectivity(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def connectivity(
+        self, position: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
         return connectivity(position, self.connectivity_radius, batch, self.bounds, self.periodic)
 
     # -- features ----------------------------------------------------------------------------
 
-    def features(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
-                 edge_index: torch.Tensor, material: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(
+        self,
+        position_sequence: torch.Tensor,
+        particle_type: torch.Tensor,
+        edge_index: torch.Tensor,
+        material: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Node features [N, F_v] and edge features [E, D + 1] of the graph."""
         if position_sequence.shape[1] != self.config.input_frames:
-            raise ValueError(f"expected {self.config.input_frames} input positions, got {position_sequence.shape[1]}")
+            raise ValueError(
+                f"expected {self.config.input_frames} input positions, got {position_sequence.shape[1]}"
+            )
         most_recent_position = position_sequence[:, -1]
         velocity_sequence = self.displacement(position_sequence[:, 1:], position_sequence[:, :-1])
         node_features = [self.velocity_normalizer(velocity_sequence).flatten(1)]
@@ -126,11 +149,17 @@ class LearnedSimulator(nn.Module):
             node_features.append(self.particle_type_embedding(particle_type))
         if self.config.material_features:
             if material is None:
-                raise ValueError(f"the model expects {self.config.material_features} material features per particle, got none")
-            node_features.append(material.reshape(len(particle_type), -1).to(most_recent_position.dtype))
+                raise ValueError(
+                    f"the model expects {self.config.material_features} material features per particle, got none"
+                )
+            node_features.append(
+                material.reshape(len(particle_type), -1).to(most_recent_position.dtype)
+            )
 
         sender, receiver = edge_index
-        relative_displacement = self.displacement(most_recent_position[sender], most_recent_position[receiver])
+        relative_displacement = self.displacement(
+            most_recent_position[sender], most_recent_position[receiver]
+        )
         relative_displacement = relative_displacement / self.connectivity_radius
         relative_distance = relative_displacement.norm(dim=-1, keepdim=True)
         edge_features = torch.cat([relative_displacement, relative_distance], dim=-1)
@@ -138,16 +167,25 @@ class LearnedSimulator(nn.Module):
 
     # -- model -------------------------------------------------------------------------------
 
-    def forward(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
-                edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
-                material: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        position_sequence: torch.Tensor,
+        particle_type: torch.Tensor,
+        edge_index: torch.Tensor | None = None,
+        batch: torch.Tensor | None = None,
+        material: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Normalised acceleration [N, D]; the graph is built here unless `edge_index` is given."""
         if edge_index is None:
             edge_index = self.connectivity(position_sequence[:, -1], batch)
-        node_features, edge_features = self.features(position_sequence, particle_type, edge_index, material)
+        node_features, edge_features = self.features(
+            position_sequence, particle_type, edge_index, material
+        )
         return self.graph_network(node_features, edge_features, edge_index)
 
-    def integrate(self, normalized_acceleration: torch.Tensor, position_sequence: torch.Tensor) -> torch.Tensor:
+    def integrate(
+        self, normalized_acceleration: torch.Tensor, position_sequence: torch.Tensor
+    ) -> torch.Tensor:
         """Next positions by semi-implicit Euler, dt = 1 frame: v' = v + a, x' = x + v'."""
         acceleration = self.acceleration_normalizer.inverse(normalized_acceleration.float())
         most_recent_position = position_sequence[:, -1]
@@ -156,23 +194,33 @@ class LearnedSimulator(nn.Module):
         if any(self.periodic):
             lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
             wrapped = lower + torch.remainder(next_position - lower, upper - lower)
-            next_position = torch.where(torch.tensor(self.periodic, device=wrapped.device), wrapped, next_position)
+            next_position = torch.where(
+                torch.tensor(self.periodic, device=wrapped.device), wrapped, next_position
+            )
         return next_position
 
-    def normalized_acceleration_target(self, next_position: torch.Tensor,
-                                       position_sequence: torch.Tensor) -> torch.Tensor:
+    def normalized_acceleration_target(
+        self, next_position: torch.Tensor, position_sequence: torch.Tensor
+    ) -> torch.Tensor:
         """The inverse of `integrate`: the normalised acceleration that reaches `next_position`."""
         most_recent_position = position_sequence[:, -1]
         velocity = self.displacement(most_recent_position, position_sequence[:, -2])
         next_velocity = self.displacement(next_position, most_recent_position)
         return self.acceleration_normalizer(next_velocity - velocity)
 
-    def predict_position(self, position_sequence: torch.Tensor, particle_type: torch.Tensor,
-                         edge_index: torch.Tensor | None = None, batch: torch.Tensor | None = None,
-                         material: torch.Tensor | None = None,
-                         kinematic_position: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_position(
+        self,
+        position_sequence: torch.Tensor,
+        particle_type: torch.Tensor,
+        edge_index: torch.Tensor | None = None,
+        batch: torch.Tensor | None = None,
+        material: torch.Tensor | None = None,
+        kinematic_position: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Next positions [N, D]; kinematic particles take `kinematic_position` when given."""
-        normalized_acceleration = self(position_sequence, particle_type, edge_index, batch, material)
+        normalized_acceleration = self(
+            position_sequence, particle_type, edge_index, batch, material
+        )
         next_position = self.integrate(normalized_acceleration, position_sequence)
         if kinematic_position is not None:
             kinematic = (particle_type == KINEMATIC_PARTICLE)[:, None]
@@ -180,8 +228,13 @@ class LearnedSimulator(nn.Module):
         return next_position
 
 
-def connectivity(position: torch.Tensor, radius: float, batch: torch.Tensor | None = None,
-                 bounds: list | None = None, periodic: list | None = None) -> torch.Tensor:
+def connectivity(
+    position: torch.Tensor,
+    radius: float,
+    batch: torch.Tensor | None = None,
+    bounds: list | None = None,
+    periodic: list | None = None,
+) -> torch.Tensor:
     """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
     edge_index = radius_graph(position, radius, batch=batch, bounds=bounds, periodic=periodic)
     order = torch.argsort(edge_index[1] * len(position) + edge_index[0])

@@ -13,13 +13,18 @@ import torch
 from gnsim.dataset import KINEMATIC_PARTICLE
 
 
-def random_walk_noise(position_sequence: torch.Tensor, noise_std_last_step: float,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def random_walk_noise(
+    position_sequence: torch.Tensor,
+    noise_std_last_step: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Position noise [N, C, D] for inputs [N, C, D] whose velocity noise at the last step has std `noise_std_last_step`."""
     num_particles, num_positions, dim = position_sequence.shape
     num_velocities = num_positions - 1
     velocity_noise = torch.randn(
-        (num_particles, num_velocities, dim), generator=generator, dtype=position_sequence.dtype,
+        (num_particles, num_velocities, dim),
+        generator=generator,
+        dtype=position_sequence.dtype,
         device=position_sequence.device,
     ) * (noise_std_last_step / num_velocities**0.5)
     velocity_noise = velocity_noise.cumsum(dim=1)  # the random walk
@@ -27,9 +32,13 @@ def random_walk_noise(position_sequence: torch.Tensor, noise_std_last_step: floa
     return torch.cat([torch.zeros_like(position_noise[:, :1]), position_noise], dim=1)
 
 
-def add_training_noise(position_sequence: torch.Tensor, next_position: torch.Tensor,
-                       particle_type: torch.Tensor, noise_std: float,
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def add_training_noise(
+    position_sequence: torch.Tensor,
+    next_position: torch.Tensor,
+    particle_type: torch.Tensor,
+    noise_std: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy inputs [N, C, D] and the noise-adjusted target position [N, D].
 
     Kinematic particles get no noise (their positions are prescribed). The target is shifted by

@@ -15,9 +15,15 @@ from gnsim.learned_simulator import LearnedSimulator
 
 
 @torch.inference_mode()
-def rollout(simulator: LearnedSimulator, position: torch.Tensor, particle_type: torch.Tensor,
-            steps: int | None = None, batch: torch.Tensor | None = None,
-            material: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+def rollout(
+    simulator: LearnedSimulator,
+    position: torch.Tensor,
+    particle_type: torch.Tensor,
+    steps: int | None = None,
+    batch: torch.Tensor | None = None,
+    material: torch.Tensor | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Roll out `steps` frames from ground truth `position` [T, N, D]; returns [input_frames + steps, N, D].
 
     The first `input_frames` output frames are the ground truth's, so that output frame t lines
@@ -27,7 +33,9 @@ def rollout(simulator: LearnedSimulator, position: torch.Tensor, particle_type: 
     """
     input_frames = simulator.config.input_frames
     if position.dim() != 3 or position.shape[0] < input_frames:
-        raise ValueError(f"rollout needs position [T >= {input_frames}, N, D], got {list(position.shape)}")
+        raise ValueError(
+            f"rollout needs position [T >= {input_frames}, N, D], got {list(position.shape)}"
+        )
     steps = position.shape[0] - input_frames if steps is None else steps
     kinematic = particle_type == KINEMATIC_PARTICLE
     if bool(kinematic.any()) and position.shape[0] < input_frames + steps:
@@ -42,9 +50,15 @@ def rollout(simulator: LearnedSimulator, position: torch.Tensor, particle_type: 
 
     window = position[:input_frames].transpose(0, 1)  # [N, C, D], particle-major as the model
     predictions = []
-    for t in tqdm(range(input_frames, input_frames + steps), desc="rollout", disable=not progress or None,
-                  leave=False):
-        next_position = simulator.predict_position(window, particle_type, batch=batch, material=material)
+    for t in tqdm(
+        range(input_frames, input_frames + steps),
+        desc="rollout",
+        disable=not progress or None,
+        leave=False,
+    ):
+        next_position = simulator.predict_position(
+            window, particle_type, batch=batch, material=material
+        )
         if bool(kinematic.any()):
             next_position = torch.where(kinematic[:, None], position[t], next_position)
         predictions.append(next_position)

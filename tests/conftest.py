@@ -19,11 +19,15 @@ CONNECTIVITY_RADIUS = 0.085  # not a multiple of the spacing: no pair sits on th
 FRAME_DT = 0.01
 
 
-def falling_block(seed: int, frames: int = 30, columns: int = 7, rows: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def falling_block(
+    seed: int, frames: int = 30, columns: int = 7, rows: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions [frames, N, 2] and particle types [N] of one trajectory."""
     rng = np.random.default_rng(seed)
     corner = np.array([0.2 + 0.3 * rng.random(), 0.3 + 0.15 * rng.random()])
-    grid = np.stack(np.meshgrid(np.arange(columns), np.arange(rows), indexing="ij"), -1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(np.arange(columns), np.arange(rows), indexing="ij"), -1).reshape(
+        -1, 2
+    )
     fluid = corner + grid * SPACING + rng.normal(0, 0.004, (len(grid), 2))
     floor = np.stack([np.arange(0.05, 0.96, SPACING), np.full(19, 0.08)], -1)
     x = np.concatenate([fluid, floor])
@@ -51,9 +55,17 @@ def falling_block(seed: int, frames: int = 30, columns: int = 7, rows: int = 5) 
     return np.asarray(out, dtype=np.float32), particle_type
 
 
-def write_dataset(folder, train: int = 3, valid: int = 1, frames: int = 30, seed: int = 0, **metadata) -> str:
-    with DatasetWriter(folder, dim=2, dt=FRAME_DT, bounds=BOUNDS, connectivity_radius=CONNECTIVITY_RADIUS,
-                       metadata={"simulator": "tests.conftest.falling_block", "seed": seed, **metadata}) as writer:
+def write_dataset(
+    folder, train: int = 3, valid: int = 1, frames: int = 30, seed: int = 0, **metadata
+) -> str:
+    with DatasetWriter(
+        folder,
+        dim=2,
+        dt=FRAME_DT,
+        bounds=BOUNDS,
+        connectivity_radius=CONNECTIVITY_RADIUS,
+        metadata={"simulator": "tests.conftest.falling_block", "seed": seed, **metadata},
+    ) as writer:
         for k in range(train):
             writer.add("train", *falling_block(seed + k, frames))
         for k in range(valid):

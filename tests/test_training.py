@@ -14,9 +14,20 @@ from training.config import load_config
 from training.train import main, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["latent_size=16", "mlp_hidden_size=16", "message_passing_steps=2", "particle_type_embedding_size=4",
-        "num_workers=0", "log_every=1", "validate_every=1000", "checkpoint_every=1000", "tensorboard=false",
-        "valid_samples=4", "rollout_steps=4"]
+TINY = [
+    "connectivity_radius=null",
+    "latent_size=16",
+    "mlp_hidden_size=16",
+    "message_passing_steps=2",
+    "particle_type_embedding_size=4",
+    "num_workers=0",
+    "log_every=1",
+    "validate_every=1000",
+    "checkpoint_every=1000",
+    "tensorboard=false",
+    "valid_samples=4",
+    "rollout_steps=4",
+]
 
 
 def tiny_config(*overrides):
@@ -34,8 +45,14 @@ def parameters(run, name="last.pt"):
 
 def test_one_step_model_overfits_a_tiny_dataset(tmp_path):
     data = write_dataset(tmp_path / "data", train=1, valid=1, frames=8)  # 2 windows: one batch
-    config = tiny_config("steps=150", "noise_std=0", "learning_rate=3e-3", "learning_rate_final=3e-3",
-                         "latent_size=32", "mlp_hidden_size=32")
+    config = tiny_config(
+        "steps=150",
+        "noise_std=0",
+        "learning_rate=3e-3",
+        "learning_rate_final=3e-3",
+        "latent_size=32",
+        "mlp_hidden_size=32",
+    )
     train(config, data, tmp_path / "run")
     history = losses(tmp_path / "run")
     first, last = sum(history[:5]) / 5, sum(history[-5:]) / 5
@@ -59,14 +76,32 @@ def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path,
     assert all(float(state["step"]) == 8 for state in resumed["optimizer"]["state"].values())
 
 
-def test_two_process_gloo_ddp_equals_one_process_with_the_same_global_batch(tmp_path, falling_blocks):
+def test_two_process_gloo_ddp_equals_one_process_with_the_same_global_batch(
+    tmp_path, falling_blocks
+):
     overrides = TINY + ["steps=4", "batch_size=4", "device=cpu"]
     train(load_config("quick", overrides), falling_blocks, tmp_path / "single")
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "training.train", "--config", "quick", "--data", falling_blocks,
-               "--out", str(tmp_path / "ddp"), *overrides]
-    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training.train",
+        "--config",
+        "quick",
+        "--data",
+        falling_blocks,
+        "--out",
+        str(tmp_path / "ddp"),
+        *overrides,
+    ]
+    result = subprocess.run(  # noqa: PLW1510 - the exit code is asserted below
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     single, ddp = parameters(tmp_path / "single"), parameters(tmp_path / "ddp")
     for name, value in single["model"].items():
@@ -84,13 +119,24 @@ def run_main(argv, capsys):
 
 
 def test_a_missing_dataset_is_one_line(tmp_path, capsys):
-    message = run_main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")], capsys)
-    assert "no usable dataset" in message and "nowhere" in message and "metadata.json: file not found" in message
+    message = run_main(
+        ["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")], capsys
+    )
+    assert (
+        "no usable dataset" in message
+        and "nowhere" in message
+        and "metadata.json: file not found" in message
+    )
 
 
 def test_an_unknown_config_key_is_one_line_with_a_suggestion(tmp_path, capsys, falling_blocks):
-    message = run_main(["--data", falling_blocks, "--out", str(tmp_path / "run"), "latnet_size=8"], capsys)
-    assert message == "error: unknown config key 'latnet_size' in the command line (did you mean 'latent_size'?)"
+    message = run_main(
+        ["--data", falling_blocks, "--out", str(tmp_path / "run"), "latnet_size=8"], capsys
+    )
+    assert (
+        message
+        == "error: unknown config key 'latnet_size' in the command line (did you mean 'latent_size'?)"
+    )
 
 
 def test_a_checkpoint_of_another_model_shape_is_one_line(tmp_path, capsys, falling_blocks):
@@ -98,20 +144,55 @@ def test_a_checkpoint_of_another_model_shape_is_one_line(tmp_path, capsys, falli
     message = run_main(["--resume", "--out", str(tmp_path / "run"), "latent_size=8"], capsys)
     assert "checkpoint holds a model of another shape: latent_size=16 there, 8 here" in message
     # the same through init_from, loading its weights into a new run
-    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "new"), *TINY,
-                        "message_passing_steps=3", f"init_from={tmp_path / 'run' / 'checkpoints' / 'last.pt'}"],
-                       capsys)
+    message = run_main(
+        [
+            "--config",
+            "quick",
+            "--data",
+            falling_blocks,
+            "--out",
+            str(tmp_path / "new"),
+            *TINY,
+            "message_passing_steps=3",
+            f"init_from={tmp_path / 'run' / 'checkpoints' / 'last.pt'}",
+        ],
+        capsys,
+    )
     assert "another shape: message_passing_steps=2 there, 3 here" in message
 
 
 def test_resuming_on_a_dataset_with_other_metadata_is_one_line(tmp_path, capsys, falling_blocks):
     train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
     other = write_dataset(tmp_path / "other", train=1, valid=0, frames=10, seed=7)
-    message = run_main(["--resume", "--out", str(tmp_path / "run"), "--data", other, "steps=4"], capsys)
+    message = run_main(
+        ["--resume", "--out", str(tmp_path / "run"), "--data", other, "steps=4"], capsys
+    )
     assert "the dataset's metadata differs from the checkpoint's: vel_mean=" in message
 
 
 def test_a_dataset_too_small_for_the_batch_is_one_line(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", train=1, valid=0, frames=7)  # a single window
-    message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY], capsys)
+    message = run_main(
+        ["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY], capsys
+    )
     assert message.endswith("the dataset has 1 samples, fewer than batch_size 2")
+
+
+def test_a_trained_simulator_comes_back_from_its_checkpoint(tmp_path, falling_blocks):
+    from gnsim import read_metadata
+    from training.train import simulator_from_checkpoint
+
+    train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
+    simulator = simulator_from_checkpoint(
+        tmp_path / "run/checkpoints/last.pt", read_metadata(falling_blocks)
+    )
+    saved = parameters(tmp_path / "run")["model"]
+    assert simulator.config.latent_size == 16
+    assert all(torch.equal(value, saved[name]) for name, value in simulator.state_dict().items())
+
+
+def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys, falling_blocks):
+    message = run_main(
+        ["--data", falling_blocks, "--out", str(tmp_path / "run"), "steps=many"], capsys
+    )
+    assert message == "error: config key 'steps' in the command line must be an integer, got 'many'"

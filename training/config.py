@@ -73,7 +73,9 @@ def _coerce(key: str, value, where: str):
             raise ValueError
         return kind(number) if kind is int else number
     except (TypeError, ValueError):
-        raise TrainingError(f"config key {key!r} in {where} must be a {kind.__name__}, got {value!r}") from None
+        raise TrainingError(
+            f"config key {key!r} in {where} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+        ) from None
 
 
 def parse_overrides(overrides: list[str]) -> dict:
@@ -109,7 +111,9 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> dict:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         presets = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-        raise TrainingError(f"config {name_or_path!r} not found (presets: {presets}, or a path to a .yaml)")
+        raise TrainingError(
+            f"config {name_or_path!r} not found (presets: {presets}, or a path to a .yaml)"
+        )
     return {**DEFAULTS, **read_yaml(path), **parse_overrides(overrides or [])}
 
 

@@ -33,22 +33,42 @@ class WindowSampler(torch.utils.data.Sampler):
     `start_step` skips the batches already trained on, without reading them.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1, start_step: int = 0, shuffle: bool = True):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+        shuffle: bool = True,
+    ):
         if batch_size % world_size:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the {world_size} processes"
+            )
         if num_samples < batch_size:
-            raise ValueError(f"the dataset has {num_samples} samples, fewer than batch_size {batch_size}")
+            raise ValueError(
+                f"the dataset has {num_samples} samples, fewer than batch_size {batch_size}"
+            )
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
-        self.rank, self.world_size, self.start_step, self.shuffle = rank, world_size, start_step, shuffle
+        self.rank, self.world_size, self.start_step, self.shuffle = (
+            rank,
+            world_size,
+            start_step,
+            shuffle,
+        )
         self.steps_per_epoch = num_samples // batch_size
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         per_rank = self.batch_size // self.world_size
         epoch, batch = divmod(self.start_step, self.steps_per_epoch)
         while True:
-            order = (torch.randperm(self.num_samples, generator=_generator(self.seed, epoch))
-                     if self.shuffle else torch.arange(self.num_samples))
+            order = (
+                torch.randperm(self.num_samples, generator=_generator(self.seed, epoch))
+                if self.shuffle
+                else torch.arange(self.num_samples)
+            )
             for b in range(batch, self.steps_per_epoch):
                 first = b * self.batch_size + self.rank * per_rank
                 for position in range(first, first + per_rank):
@@ -64,8 +84,16 @@ class NoisyWindows(torch.utils.data.Dataset):
     built here so that DataLoader workers do it beside the training step), `material` [N, P].
     """
 
-    def __init__(self, windows: WindowDataset, noise_std: float, seed: int, connectivity_radius: float,
-                 metadata: dict, material_key: str | None = None, material_features: int = 0):
+    def __init__(
+        self,
+        windows: WindowDataset,
+        noise_std: float,
+        seed: int,
+        connectivity_radius: float,
+        metadata: dict,
+        material_key: str | None = None,
+        material_features: int = 0,
+    ):
         self.windows, self.noise_std, self.seed = windows, noise_std, seed
         self.connectivity_radius = connectivity_radius
         self.bounds = metadata["bounds"]
@@ -82,28 +110,45 @@ class NoisyWindows(torch.utils.data.Dataset):
         position, target = sequence[:, :-1], sequence[:, -1]
         particle_type = sample["particle_type"]
         if self.noise_std > 0:
-            generator = _generator(self.seed, 1 << 20, stream_position)  # a stream apart from the shuffles'
-            position, target = add_training_noise(position, target, particle_type, self.noise_std, generator)
-        edge_index = connectivity(position[:, -1], self.connectivity_radius,
-                                  bounds=self.bounds, periodic=self.periodic)
-        graph = Data(position=position, target=target, particle_type=particle_type,
-                     edge_index=edge_index, num_nodes=len(particle_type))
+            generator = _generator(
+                self.seed, 1 << 20, stream_position
+            )  # a stream apart from the shuffles'
+            position, target = add_training_noise(
+                position, target, particle_type, self.noise_std, generator
+            )
+        edge_index = connectivity(
+            position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic
+        )
+        graph = Data(
+            position=position,
+            target=target,
+            particle_type=particle_type,
+            edge_index=edge_index,
+            num_nodes=len(particle_type),
+        )
         if self.material_features:
-            graph.material = material_per_particle(sample, self.material_key, self.material_features,
-                                                   len(particle_type))
+            graph.material = material_per_particle(
+                sample, self.material_key, self.material_features, len(particle_type)
+            )
         return graph
 
 
-def material_per_particle(sample: dict, key: str, features: int, num_particles: int) -> torch.Tensor:
+def material_per_particle(
+    sample: dict, key: str, features: int, num_particles: int
+) -> torch.Tensor:
     """The sample's material parameters as [N, features]: a per-trajectory [features] is broadcast."""
     if key not in sample:
-        raise ValueError(f"the model expects material parameters but the trajectory has no {key!r} field")
+        raise ValueError(
+            f"the model expects material parameters but the trajectory has no {key!r} field"
+        )
     material = torch.as_tensor(sample[key], dtype=torch.float32)
     if material.numel() == features:
         return material.reshape(1, features).expand(num_particles, features).contiguous()
     if material.numel() == num_particles * features:
         return material.reshape(num_particles, features)
-    raise ValueError(f"field {key!r} has shape {list(material.shape)}; expected [{features}] or [N, {features}]")
+    raise ValueError(
+        f"field {key!r} has shape {list(material.shape)}; expected [{features}] or [N, {features}]"
+    )
 
 
 def collate(graphs: list[Data]) -> Batch:
@@ -111,9 +156,15 @@ def collate(graphs: list[Data]) -> Batch:
     return Batch.from_data_list(graphs)
 
 
-def make_loader(dataset: NoisyWindows, sampler: WindowSampler, num_workers: int) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: NoisyWindows, sampler: WindowSampler, num_workers: int
+) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
-        dataset, batch_size=sampler.batch_size // sampler.world_size, sampler=sampler,
-        num_workers=num_workers, collate_fn=collate, persistent_workers=num_workers > 0,
+        dataset,
+        batch_size=sampler.batch_size // sampler.world_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )

@@ -28,30 +28,49 @@ from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset, read_m
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, non_kinematic_mask
 from gnsim.rollout import rollout
 from training.config import (
-    DEFAULTS, MODEL_KEYS, TrainingError, learning_rate, load_config, parse_overrides, read_yaml,
+    DEFAULTS,
+    MODEL_KEYS,
+    TrainingError,
+    learning_rate,
+    load_config,
+    parse_overrides,
+    read_yaml,
 )
 from training.data import NoisyWindows, WindowSampler, collate, make_loader, material_per_particle
 
 # Metadata that fixes what a trained model means: a checkpoint only resumes on data that agrees.
-METADATA_KEYS = ("dim", "bounds", "default_connectivity_radius", "vel_mean", "vel_std", "acc_mean", "acc_std")
+METADATA_KEYS = (
+    "dim",
+    "bounds",
+    "default_connectivity_radius",
+    "vel_mean",
+    "vel_std",
+    "acc_mean",
+    "acc_std",
+)
 
 
-def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False) -> dict:
+def train(
+    config: dict, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False
+) -> dict:
     """Train per `config` on dataset `data` into run folder `out`; returns the last metrics."""
     # ---- distributed setup: one process per device under torchrun -------------------------
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(config["device"], local_rank)
     distributed = world_size > 1
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
     if config["batch_size"] % world_size:
-        raise TrainingError(f"batch_size {config['batch_size']} is not divisible by the {world_size} processes")
+        raise TrainingError(
+            f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
+        )
     use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and device.type == "cuda")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~fp32 accuracy, tensor-core speed
+        # TF32 matmuls: float32 range, tensor-core speed, ~1e-3 relative precision.
+        torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     out = Path(out)
     checkpoint_dir = out / "checkpoints"
@@ -62,8 +81,10 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
     windows = WindowDataset(data, "train", model_config.input_frames)
     material_key = config["material_key"] if model_config.material_features else None
     if material_key and material_key not in windows[0]:
-        raise TrainingError(f"{data}: material_features={model_config.material_features} but the "
-                            f"trajectories have no {material_key!r} field")
+        raise TrainingError(
+            f"{data}: material_features={model_config.material_features} but the "
+            f"trajectories have no {material_key!r} field"
+        )
 
     # ---- model, optimiser, and the state to resume from ---------------------------------------
     torch.manual_seed(config["seed"])  # the same initial weights on every rank
@@ -80,28 +101,49 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
     model = torch.compile(simulator, dynamic=True) if config["compile"] else simulator
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    train_set = NoisyWindows(windows, model_config.noise_std, config["seed"], connectivity_radius,
-                             metadata, material_key, model_config.material_features)
+    train_set = NoisyWindows(
+        windows,
+        model_config.noise_std,
+        config["seed"],
+        connectivity_radius,
+        metadata,
+        material_key,
+        model_config.material_features,
+    )
     try:
-        sampler = WindowSampler(len(train_set), config["batch_size"], config["seed"], rank, world_size,
-                                start_step=step)
+        sampler = WindowSampler(
+            len(train_set), config["batch_size"], config["seed"], rank, world_size, start_step=step
+        )
     except ValueError as error:
         raise TrainingError(f"{data}: {error}") from None
     loader = iter(make_loader(train_set, sampler, config["num_workers"]))
-    validation = Validation(data, config, metadata, connectivity_radius, material_key) if master else None
+    validation = (
+        Validation(data, config, metadata, connectivity_radius, material_key) if master else None
+    )
 
     # ---- run folder (rank 0) ----------------------------------------------------------------------
     logger = None
     if master:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "config.yaml", yaml.safe_dump({**config, "data": str(data)}, sort_keys=False).encode())
-        logger = MetricsLogger(out, resumed_step=step if resume else 0, tensorboard=config["tensorboard"])
+        write_atomic(
+            out / "config.yaml",
+            yaml.safe_dump({**config, "data": str(data)}, sort_keys=False).encode(),
+        )
+        logger = MetricsLogger(
+            out, resumed_step=step if resume else 0, tensorboard=config["tensorboard"]
+        )
 
     # ---- the loop: load, step, evaluate, checkpoint --------------------------------------------
-    progress = tqdm(total=config["steps"], initial=step, desc="train", disable=None if master else True,
-                    dynamic_ncols=True)
+    progress = tqdm(
+        total=config["steps"],
+        initial=step,
+        desc="train",
+        disable=None if master else True,
+        dynamic_ncols=True,
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
     last_metrics: dict = {}
@@ -112,8 +154,12 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
             group["lr"] = lr
 
         with autocast:
-            predicted = model(batch.position, batch.particle_type, batch.edge_index,
-                              material=getattr(batch, "material", None))
+            predicted = model(
+                batch.position,
+                batch.particle_type,
+                batch.edge_index,
+                material=getattr(batch, "material", None),
+            )
         target = simulator.normalized_acceleration_target(batch.target, batch.position)
         loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
         optimizer.zero_grad(set_to_none=True)
@@ -124,23 +170,36 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
         step += 1
 
         # Sum on the device, read at log steps only: no host sync per step.
-        loss_sum, loss_count, samples = loss_sum + loss.detach(), loss_count + 1, samples + config["batch_size"]
+        loss_sum, loss_count, samples = (
+            loss_sum + loss.detach(),
+            loss_count + 1,
+            samples + config["batch_size"],
+        )
         if step % config["log_every"] == 0 or step == config["steps"]:
             if distributed:  # the global batch's loss: the mean of the ranks' shares
                 dist.all_reduce(loss_sum)
                 loss_sum /= world_size
             elapsed = time.perf_counter() - clock
-            last_metrics = {"step": step, "loss": float(loss_sum) / loss_count, "lr": lr,
-                            "samples_per_s": samples / elapsed}
+            last_metrics = {
+                "step": step,
+                "loss": float(loss_sum) / loss_count,
+                "lr": lr,
+                "samples_per_s": samples / elapsed,
+            }
             if master:
                 logger.log(last_metrics)
-                progress.set_postfix(loss=f"{last_metrics['loss']:.3g}", lr=f"{lr:.2g}",
-                                     samples_s=f"{last_metrics['samples_per_s']:.1f}")
+                progress.set_postfix(
+                    loss=f"{last_metrics['loss']:.3g}",
+                    lr=f"{lr:.2g}",
+                    samples_s=f"{last_metrics['samples_per_s']:.1f}",
+                )
             loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
         progress.update(1)
 
         if master:
-            validate_now = validation.available and (step % config["validate_every"] == 0 or step == config["steps"])
+            validate_now = validation.available and (
+                step % config["validate_every"] == 0 or step == config["steps"]
+            )
             if validate_now:
                 scores = validation.run(simulator, device)
                 logger.log({"step": step, **scores})
@@ -148,17 +207,31 @@ def train(config: dict, data: str | os.PathLike, out: str | os.PathLike, resume:
                 score = scores.get("valid_rollout_mse", scores["valid_one_step_mse"])
                 if score < best:
                     best = score
-                    save_checkpoint(checkpoint_dir / "best.pt", simulator, optimizer, config, metadata, step, best)
+                    save_checkpoint(
+                        checkpoint_dir / "best.pt",
+                        simulator,
+                        optimizer,
+                        config,
+                        metadata,
+                        step,
+                        best,
+                    )
             if step % config["checkpoint_every"] == 0 or step == config["steps"]:
-                save_checkpoint(checkpoint_dir / "last.pt", simulator, optimizer, config, metadata, step, best)
+                save_checkpoint(
+                    checkpoint_dir / "last.pt", simulator, optimizer, config, metadata, step, best
+                )
     progress.close()
     if logger:
         logger.close()
     return last_metrics
 
 
-def one_step_loss(predicted: torch.Tensor, target: torch.Tensor, particle_type: torch.Tensor,
-                  distributed: bool = False) -> torch.Tensor:
+def one_step_loss(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    particle_type: torch.Tensor,
+    distributed: bool = False,
+) -> torch.Tensor:
     """Squared error of normalised accelerations, summed over axes, averaged over predicted particles.
 
     Under DDP the average is over the global batch: each rank divides by the global count / world
@@ -171,22 +244,39 @@ def one_step_loss(predicted: torch.Tensor, target: torch.Tensor, particle_type: 
         count = count.clone()
         dist.all_reduce(count)
         count = count / dist.get_world_size()
-    return torch.where(mask, squared_error, torch.zeros_like(squared_error)).sum() / count.clamp(min=1)
+    total = torch.where(mask, squared_error, torch.zeros_like(squared_error)).sum()
+    return total / count.clamp(min=1)
 
 
 class Validation:
     """One-step position MSE on evenly spaced valid windows, and a short rollout position MSE."""
 
-    def __init__(self, data, config: dict, metadata: dict, connectivity_radius: float, material_key: str | None):
+    def __init__(
+        self,
+        data,
+        config: dict,
+        metadata: dict,
+        connectivity_radius: float,
+        material_key: str | None,
+    ):
         self.available = (Path(data) / "valid.h5").is_file()
         if not self.available:
             print(f"note: {data} has no valid.h5; validation is skipped", file=sys.stderr)
             return
         input_frames = config["input_frames"]
         windows = WindowDataset(data, "valid", input_frames)
-        clean = NoisyWindows(windows, 0.0, 0, connectivity_radius, metadata, material_key,
-                             config["material_features"])
-        indices = np.unique(np.linspace(0, len(windows) - 1, min(config["valid_samples"], len(windows))).round())
+        clean = NoisyWindows(
+            windows,
+            0.0,
+            0,
+            connectivity_radius,
+            metadata,
+            material_key,
+            config["material_features"],
+        )
+        indices = np.unique(
+            np.linspace(0, len(windows) - 1, min(config["valid_samples"], len(windows))).round()
+        )
         self.samples = [(int(i), 0) for i in indices]
         self.dataset = clean
         self.trajectories = TrajectoryDataset(data, "valid", input_frames + 1)
@@ -194,15 +284,32 @@ class Validation:
         self.rollout_steps = config["rollout_steps"]
         self.material_key, self.material_features = material_key, config["material_features"]
 
-    @torch.inference_mode()
+        self.baseline: dict | None = None
+
     def run(self, simulator: LearnedSimulator, device: torch.device) -> dict:
+        """The model's scores, beside those of the mean-acceleration baseline (computed once)."""
         was_training = simulator.training
         simulator.eval()
+        if self.baseline is None:
+            baseline = self.scores(MeanAccelerationBaseline(simulator), device)
+            self.baseline = {f"baseline_{key}": value for key, value in baseline.items()}
+        scores = {**self.scores(simulator, device), **self.baseline}
+        simulator.train(was_training)
+        return scores
+
+    @torch.inference_mode()
+    def scores(self, simulator: LearnedSimulator, device: torch.device) -> dict:
         squared, count = 0.0, 0
         for start in range(0, len(self.samples), 8):
-            batch = collate([self.dataset[key] for key in self.samples[start:start + 8]]).to(device)
-            predicted = simulator.predict_position(batch.position, batch.particle_type, batch.edge_index,
-                                                   material=getattr(batch, "material", None))
+            batch = collate([self.dataset[key] for key in self.samples[start : start + 8]]).to(
+                device
+            )
+            predicted = simulator.predict_position(
+                batch.position,
+                batch.particle_type,
+                batch.edge_index,
+                material=getattr(batch, "material", None),
+            )
             mask = non_kinematic_mask(batch.particle_type)
             squared += float(((predicted - batch.target)[mask] ** 2).sum())
             count += int(mask.sum()) * predicted.shape[-1]
@@ -215,22 +322,54 @@ class Validation:
                 steps = min(self.rollout_steps, len(position) - simulator.config.input_frames)
                 material = None
                 if self.material_features:
-                    material = material_per_particle(trajectory, self.material_key, self.material_features,
-                                                     len(particle_type))
-                predicted = rollout(simulator, position, particle_type, steps, material=material).cpu()
+                    material = material_per_particle(
+                        trajectory, self.material_key, self.material_features, len(particle_type)
+                    )
+                predicted = rollout(
+                    simulator, position, particle_type, steps, material=material
+                ).cpu()
                 frames = slice(simulator.config.input_frames, simulator.config.input_frames + steps)
                 mask = non_kinematic_mask(particle_type)
                 errors.append(float(((predicted[frames] - position[frames])[:, mask] ** 2).mean()))
             scores["valid_rollout_mse"] = float(np.mean(errors))
-        simulator.train(was_training)
         return scores
+
+
+class MeanAccelerationBaseline(torch.nn.Module):
+    """The learned simulator's integrator with a zero normalised acceleration: every particle
+    keeps its velocity plus the dataset's mean acceleration (gravity, in effect). A model that
+    learned anything beats it."""
+
+    def __init__(self, simulator: LearnedSimulator):
+        super().__init__()
+        self.simulator = simulator
+        self.config = simulator.config
+
+    def predict_position(
+        self,
+        position_sequence,
+        particle_type,
+        edge_index=None,
+        batch=None,
+        material=None,
+        kinematic_position=None,
+    ) -> torch.Tensor:
+        zero = torch.zeros_like(position_sequence[:, -1])
+        return self.simulator.integrate(zero, position_sequence)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
 
 
-def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: dict, metadata: dict,
-                    step: int, best: float) -> None:
+def save_checkpoint(
+    path: Path,
+    simulator: LearnedSimulator,
+    optimizer,
+    config: dict,
+    metadata: dict,
+    step: int,
+    best: float,
+) -> None:
     """Everything to resume exactly, written to a temporary name and renamed."""
     checkpoint = {
         "step": step,
@@ -247,7 +386,21 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     os.replace(temporary, path)
 
 
-def load_checkpoint(path: Path, simulator: LearnedSimulator, metadata: dict, optimizer=None) -> dict:
+def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> LearnedSimulator:
+    """The trained simulator of a checkpoint (its own model config), for rollouts and evaluation."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
+    except (OSError, RuntimeError, KeyError, EOFError) as error:
+        raise TrainingError(f"{path}: not a readable checkpoint ({error})") from None
+    simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
+    load_checkpoint(path, simulator, metadata)
+    return simulator.eval()
+
+
+def load_checkpoint(
+    path: Path, simulator: LearnedSimulator, metadata: dict, optimizer=None
+) -> dict:
     """Load weights (and optimiser state) from `path`; one-line errors for a checkpoint that does not fit."""
     if not path.is_file():
         raise TrainingError(f"{path}: checkpoint not found")
@@ -255,22 +408,38 @@ def load_checkpoint(path: Path, simulator: LearnedSimulator, metadata: dict, opt
         # weights_only: a checkpoint is data, it cannot run code when loaded.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
-        raise TrainingError(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})") from None
+        raise TrainingError(
+            f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})"
+        ) from None
     saved_config = checkpoint.get("model_config", {})
     for key in MODEL_KEYS:
         if key in saved_config and saved_config[key] != getattr(simulator.config, key):
-            raise TrainingError(f"{path}: checkpoint holds a model of another shape: {key}="
-                                f"{saved_config[key]!r} there, {getattr(simulator.config, key)!r} here")
+            raise TrainingError(
+                f"{path}: checkpoint holds a model of another shape: {key}="
+                f"{saved_config[key]!r} there, {getattr(simulator.config, key)!r} here"
+            )
     for key in METADATA_KEYS:
-        if key in checkpoint.get("metadata", {}) and not np.allclose(checkpoint["metadata"][key], metadata[key]):
-            raise TrainingError(f"{path}: the dataset's metadata differs from the checkpoint's: {key}="
-                                f"{metadata[key]!r} here, {checkpoint['metadata'][key]!r} there")
+        if key in checkpoint.get("metadata", {}) and not np.allclose(
+            checkpoint["metadata"][key], metadata[key]
+        ):
+            raise TrainingError(
+                f"{path}: the dataset's metadata differs from the checkpoint's: {key}="
+                f"{metadata[key]!r} here, {checkpoint['metadata'][key]!r} there"
+            )
     try:
         simulator.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
-        detail = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line or "Missing" in line
-                       or "Unexpected" in line), str(error).splitlines()[0])
-        raise TrainingError(f"{path}: checkpoint holds a model of another shape ({detail})") from None
+        detail = next(
+            (
+                line.strip()
+                for line in str(error).splitlines()
+                if "size mismatch" in line or "Missing" in line or "Unexpected" in line
+            ),
+            str(error).splitlines()[0],
+        )
+        raise TrainingError(
+            f"{path}: checkpoint holds a model of another shape ({detail})"
+        ) from None
     if optimizer is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
     return checkpoint
@@ -279,7 +448,10 @@ def load_checkpoint(path: Path, simulator: LearnedSimulator, metadata: dict, opt
 def get_rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     numpy_state = np.random.get_state()
-    state["numpy"] = {"key": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2])}
+    state["numpy"] = {
+        "key": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "pos": int(numpy_state[2]),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -288,7 +460,9 @@ def get_rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    np.random.set_state(("MT19937", state["numpy"]["key"].numpy().astype(np.uint32), state["numpy"]["pos"]))
+    np.random.set_state(
+        ("MT19937", state["numpy"]["key"].numpy().astype(np.uint32), state["numpy"]["pos"])
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -298,7 +472,9 @@ def set_rng_state(state: dict) -> None:
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return (
+            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        )
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested but CUDA is not available")
@@ -325,8 +501,11 @@ class MetricsLogger:
         self.path = out / "metrics.jsonl"
         # On resume, drop lines an interrupted run logged after its last checkpoint.
         if self.path.is_file():
-            lines = [line for line in self.path.read_text().splitlines()
-                     if line.strip() and json.loads(line)["step"] <= resumed_step]
+            lines = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= resumed_step
+            ]
             write_atomic(self.path, "".join(line + "\n" for line in lines).encode())
         self.writer = None
         if tensorboard:
@@ -351,15 +530,31 @@ class MetricsLogger:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="paper", help="preset in training/configs (paper, quick) or a YAML path")
-    parser.add_argument("--data", default=None, help="dataset folder (default: datasets/water, or the resumed run's)")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", default="paper", help="preset in training/configs (paper, quick) or a YAML path"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="dataset folder (default: datasets/water, or the resumed run's)",
+    )
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint (its config.yaml, then overrides)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. steps=1000")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (its config.yaml, then overrides)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. steps=1000"
+    )
     args = parser.parse_args(argv)
     try:
         overrides = args.overrides + ([f"device={args.device}"] if args.device else [])
@@ -369,14 +564,20 @@ def main(argv: list[str] | None = None) -> None:
             saved = Path(args.out) / "config.yaml"
             if not saved.is_file():
                 raise TrainingError(f"{saved}: not found; is {args.out} a run folder?")
-            config = {**DEFAULTS, **read_yaml(saved, extra_keys=("data",)), **parse_overrides(overrides)}
+            config = {
+                **DEFAULTS,
+                **read_yaml(saved, extra_keys=("data",)),
+                **parse_overrides(overrides),
+            }
         else:
             config = load_config(args.config, overrides)
         data = args.data or config.pop("data", None) or "datasets/water"
         config.pop("data", None)
         out = args.out or f"runs/{Path(args.config).stem}-{datetime.now():%Y%m%d-%H%M%S}"
         if not args.resume and (Path(out) / "checkpoints" / "last.pt").is_file():
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise TrainingError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
         metrics = train(config, data, out, resume=args.resume)
     except (TrainingError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -384,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", 0)) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"run": str(out), **metrics}))
 
 
