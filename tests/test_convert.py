@@ -21,7 +21,8 @@ from gnsim import DatasetError, TrajectoryFile, read_metadata, validate
 from gnsim.convert import convert, detect_format, ensure_dataset
 from gnsim.convert.__main__ import main
 
-LAGRANGEBENCH = "/work/shared/data/lagrangebench-3D_LJ_3"
+# The real LagrangeBench dataset in the shared/ folder that lies beside the checkout (and CI's clone).
+LAGRANGEBENCH = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lagrangebench-3D_LJ_3")
 RNG = np.random.default_rng(0)
 
 
