@@ -138,6 +138,10 @@ class DatasetWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
+    def _discard(self) -> None:
+        for split in self._files:
+            self._temporary(split).unlink(missing_ok=True)
+
     def _temporary(self, split: str) -> Path:
         return self.folder / f".{split}.h5.partial-{os.getpid()}"
 
@@ -165,20 +169,26 @@ class DatasetWriter:
         for file in self._files.values():
             file.close()
         if exc_type is not None:
-            for split in self._files:
-                self._temporary(split).unlink(missing_ok=True)
-            return
-        if "train" not in self._files:
-            raise DatasetError(f"{self.folder}: no training trajectory was written")
+            return self._discard()
+        if not self._files:
+            raise DatasetError(f"{self.folder}: no trajectory was written")
+        # Statistics come from the training split; a folder without one (a rollout, a test-only
+        # export) keeps those of the metadata it was given.
+        statistics = self.statistics.as_metadata() if "train" in self._files else {}
+        for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
+            if key not in {**self.metadata, **statistics}:
+                self._discard()
+                raise DatasetError(f"{self.folder}: no training split was written, so metadata needs {key!r}")
         for split in self._files:
             os.replace(self._temporary(split), self.folder / f"{split}.h5")
+        lengths = self._lengths.get("train") or set().union(*self._lengths.values())
         metadata = {
             **self.metadata,
             # DeepMind's convention: steps per trajectory, i.e. frames - 1.
-            "sequence_length": max(self._lengths["train"]) - 1,
+            "sequence_length": max(lengths) - 1,
             **{f"sequence_length_{s}": max(n) - 1 for s, n in self._lengths.items()},
             **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
-            **self.statistics.as_metadata(),
+            **statistics,
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
 

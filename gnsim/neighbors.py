@@ -7,7 +7,9 @@ Neither caps the number of neighbours (PyG's `radius_graph` silently keeps at mo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -34,6 +36,14 @@ def radius_graph(
         raise ValueError(f"radius_graph: radius must be positive, got {radius}")
     box = _periodic_box(bounds, periodic, positions.shape[1])
     counts = _graph_sizes(batch, len(positions))
+    finite = torch.isfinite(positions).all(dim=1)
+    if not bool(finite.all()):
+        # A particle with no finite position (a blown-up rollout) has no neighbours; the rest
+        # keep theirs, so one diverged scene in a batch does not stop the others.
+        kept = finite.nonzero().flatten()
+        edge_index = kept[radius_graph(positions[kept], radius, None if batch is None else batch[kept],
+                                       False, bounds, periodic)]
+        return _with_self_loops(edge_index, len(positions)) if loop else edge_index
     pieces, start = [], 0
     for count in counts:
         if count > 0:
@@ -44,10 +54,12 @@ def radius_graph(
     edge_index = (
         torch.cat(pieces, dim=1) if pieces else torch.empty(2, 0, dtype=torch.long)
     ).to(positions.device)
-    if loop:
-        nodes = torch.arange(len(positions), device=positions.device)
-        edge_index = torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
-    return edge_index
+    return _with_self_loops(edge_index, len(positions)) if loop else edge_index
+
+
+def _with_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    nodes = torch.arange(num_nodes, device=edge_index.device)
+    return torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
 
 
 def _graph_sizes(batch: torch.Tensor | None, num_nodes: int) -> list[int]:
@@ -89,15 +101,50 @@ def _wrap_into_box(x: torch.Tensor, radius: float, box: np.ndarray | None):
 
 def _kdtree_pairs(positions: torch.Tensor, radius: float, box: np.ndarray | None) -> torch.Tensor:
     x, side = _wrap_into_box(positions.detach().double(), radius, box)
-    boxsize = None if side is None else side.numpy()
-    # An unbalanced, non-compacted tree builds about 2x faster and queries as fast (measured).
-    tree = cKDTree(x.numpy(), boxsize=boxsize, balanced_tree=False, compact_nodes=False)
-    pairs = tree.query_pairs(radius, output_type="ndarray")
+    x, threads = x.numpy(), torch.get_num_threads()
+    if side is None and len(x) >= _PARALLEL_FROM and threads > 1:
+        pairs = _parallel_pairs(x, radius, threads)
+    else:
+        boxsize = None if side is None else side.numpy()
+        pairs = _tree(x, boxsize).query_pairs(radius, output_type="ndarray")
     count = len(pairs)
     edges = np.empty((2, 2 * count), dtype=np.int64)  # both directions of each unordered pair
     edges[0, :count], edges[1, :count] = pairs[:, 0], pairs[:, 1]
     edges[0, count:], edges[1, count:] = pairs[:, 1], pairs[:, 0]
     return torch.from_numpy(edges)
+
+
+def _tree(x: np.ndarray, boxsize: np.ndarray | None = None) -> cKDTree:
+    # An unbalanced, non-compacted tree builds about 2x faster and queries as fast (measured).
+    return cKDTree(x, boxsize=boxsize, balanced_tree=False, compact_nodes=False)
+
+
+_PARALLEL_FROM = 50_000  # below this one tree beats threads (measured on 10k 2D and 100k 3D)
+_POOL = ThreadPoolExecutor(max_workers=os.cpu_count())
+
+
+def _parallel_pairs(x: np.ndarray, radius: float, slabs: int) -> np.ndarray:
+    """Unordered pairs found by one tree per slab along axis 0, the slabs in parallel threads.
+
+    A slab's tree also holds the particles up to `radius` above it, and keeps the pairs with at
+    least one particle of its own: a pair across a cut is found once, by the lower slab.
+    cKDTree releases the GIL, so the threads run on separate cores.
+    """
+    order = np.argsort(x[:, 0], kind="stable")
+    coordinate = x[order, 0]
+    cuts = coordinate[[len(x) * k // slabs for k in range(1, slabs)]]
+    starts = np.searchsorted(coordinate, cuts, "left")
+    owned_ends = np.append(starts, len(x))
+    owned_starts = np.insert(starts, 0, 0)
+    halo_ends = np.append(np.searchsorted(coordinate, cuts + radius, "right"), len(x))
+
+    def slab_pairs(slab: int) -> np.ndarray:
+        members = order[owned_starts[slab] : halo_ends[slab]]
+        pairs = _tree(x[members]).query_pairs(radius, output_type="ndarray")
+        owned = owned_ends[slab] - owned_starts[slab]
+        return members[pairs[(pairs[:, 0] < owned) | (pairs[:, 1] < owned)]]
+
+    return np.concatenate(list(_POOL.map(slab_pairs, range(slabs))))
 
 
 def _vesin_pairs(positions: torch.Tensor, radius: float, box: np.ndarray | None) -> torch.Tensor:

@@ -205,3 +205,17 @@ def test_corrupt_hdf5_file_is_named(tmp_path):
     (folder / "train.h5").write_bytes(b"this is not an HDF5 file" * 100)
     with pytest.raises(DatasetError, match=r"train.h5: not a readable HDF5 file"):
         validate(folder)
+
+
+def test_folder_without_training_split_keeps_the_given_statistics(tmp_path):
+    statistics = {"vel_mean": [0.0, 0.0], "vel_std": [1.0, 2.0], "acc_mean": [0.0, 0.0], "acc_std": [3.0, 4.0]}
+    position, particle_type = random_trajectory(10)
+    with DatasetWriter(tmp_path / "rollouts", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1,
+                       metadata=statistics) as writer:
+        writer.add("test", position, particle_type, ground_truth=position)
+    assert read_metadata(tmp_path / "rollouts")["acc_std"] == [3.0, 4.0]
+    assert TrajectoryFile(tmp_path / "rollouts" / "test.h5")[0].extras["ground_truth"].shape == (10, 9, 2)
+    with pytest.raises(DatasetError, match=r"no training split was written, so metadata needs 'vel_mean'"):
+        with DatasetWriter(tmp_path / "bare", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1) as writer:
+            writer.add("test", position, particle_type)
+    assert list((tmp_path / "bare").iterdir()) == []

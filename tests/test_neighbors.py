@@ -124,3 +124,25 @@ def test_bad_input_is_refused_with_a_message():
         radius_graph(torch.zeros(4, 2), 0.0)
     with pytest.raises(ValueError, match="batch must be sorted"):
         radius_graph(torch.zeros(3, 2), 0.1, batch=torch.tensor([1, 0, 1]))
+
+
+def test_large_sets_split_across_threads_match_the_oracle(monkeypatch):
+    # Above _PARALLEL_FROM particles, slabs along x are searched in parallel: check the seams.
+    import gnsim.neighbors
+
+    monkeypatch.setattr(gnsim.neighbors, "_PARALLEL_FROM", 100)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    positions = torch.rand(1500, 3, generator=torch.Generator().manual_seed(9))
+    positions[:10, 0] = positions[10, 0]  # ties on the cut coordinate
+    assert_same_edges(radius_graph(positions, 0.12), brute_force_radius_graph(positions, 0.12))
+
+
+def test_particles_without_a_finite_position_have_no_neighbours_and_the_rest_keep_theirs():
+    positions = torch.rand(300, 2, generator=torch.Generator().manual_seed(10))
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([150, 150]))
+    broken = positions.clone()
+    broken[[3, 160]] = torch.tensor([float("nan"), float("inf")])[:, None]
+    edges = radius_graph(broken, 0.1, batch=batch, loop=True)
+    expected = brute_force_radius_graph(positions, 0.1, batch=batch, loop=True)
+    lost = torch.isin(expected, torch.tensor([3, 160])).any(dim=0) & (expected[0] != expected[1])
+    assert_same_edges(edges, expected[:, ~lost])

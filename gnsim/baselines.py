@@ -1,0 +1,80 @@
+"""Physics-free baselines a learned simulator must beat: constant velocity, and it plus gravity.
+
+Both start from the first `input_frames` ground-truth frames, like the learned rollout, step once
+per frame with semi-implicit Euler in frame units (velocity = x(t) - x(t-1) per frame), and let
+kinematic (type 3) particles follow the ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
+
+
+def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
+    """Gravity as a per-frame² acceleration [D], and where it came from.
+
+    The simulator's own constant is the right one: `gravity` (m/s², a vector or the scalar of the
+    last axis) at the top level of the metadata or under `scene`/`params`/`simulator_params`,
+    times dt². Without it, `acc_mean` (the mean per-frame acceleration of the training split) is
+    the only estimate; it is smaller than gravity wherever walls hold the material up.
+    """
+    dim, dt = int(metadata["dim"]), float(metadata["dt"])
+    for container in (metadata, *(metadata.get(key) for key in ("scene", "params", "simulator_params"))):
+        if isinstance(container, dict) and container.get("gravity") is not None:
+            gravity = np.asarray(container["gravity"], dtype=np.float64)
+            if gravity.ndim == 0:  # a scalar acts along the last (vertical) axis
+                gravity = np.eye(dim)[-1] * gravity
+            if gravity.shape != (dim,):
+                raise ValueError(f"metadata 'gravity' must have {dim} entries, got {gravity.tolist()}")
+            return gravity * dt**2, "gravity"
+    return np.asarray(metadata["acc_mean"], dtype=np.float64), "acc_mean"
+
+
+def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
+                                  input_frames: int = INPUT_FRAMES) -> np.ndarray:
+    """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step."""
+    position = np.asarray(position, dtype=np.float64)
+    kinematic = np.asarray(particle_type) == KINEMATIC_PARTICLE
+    predicted = position.copy()
+    velocity = position[input_frames - 1] - position[input_frames - 2]
+    for t in range(input_frames, len(position)):
+        velocity = velocity + acceleration  # semi-implicit Euler: velocity first, then position
+        predicted[t] = predicted[t - 1] + velocity
+        predicted[t, kinematic] = position[t, kinematic]
+    return predicted.astype(np.float32)
+
+
+def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
+                              input_frames: int = INPUT_FRAMES) -> np.ndarray:
+    """Every particle keeps its last input velocity, x(t+1) = x(t) + (x(5) - x(4))."""
+    return constant_acceleration_rollout(position, particle_type, 0.0, input_frames)
+
+
+def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
+                                      input_frames: int = INPUT_FRAMES) -> np.ndarray:
+    """Free fall from the last input velocity, with gravity from `gravity_per_frame(metadata)`."""
+    gravity = gravity_per_frame(metadata)[0]
+    return constant_acceleration_rollout(position, particle_type, gravity, input_frames)
+
+
+def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
+                                   input_frames: int = INPUT_FRAMES) -> np.ndarray:
+    """One-step predictions [T - input_frames, N, D] of frames input_frames.. from true history."""
+    position = np.asarray(position, dtype=np.float64)
+    current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
+    return (2 * current - previous + acceleration).astype(np.float32)
+
+
+def baseline_predictions(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
+                         input_frames: int = INPUT_FRAMES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each baseline's rollout [T, N, D] and one-step predictions [T - input_frames, N, D], by name."""
+    gravity = gravity_per_frame(metadata)[0]
+    return {
+        "constant_velocity": (constant_velocity_rollout(position, particle_type, input_frames),
+                              constant_acceleration_one_step(position, 0.0, input_frames)),
+        "constant_velocity_gravity": (
+            constant_acceleration_rollout(position, particle_type, gravity, input_frames),
+            constant_acceleration_one_step(position, gravity, input_frames)),
+    }

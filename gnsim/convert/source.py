@@ -1,0 +1,70 @@
+"""What each reader of a foreign format hands the converter: metadata and trajectories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gnsim.dataset import SPLITS, DatasetError
+
+# Statistics our DatasetWriter recomputes from the training split (DeepMind's convention).
+STATISTICS = ("vel_mean", "vel_std", "acc_mean", "acc_std")
+
+
+@dataclass
+class TrajectoryRecord:
+    position: np.ndarray  # float32 [T, N, D]
+    particle_type: np.ndarray  # int64 [N], GNS ids
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """A foreign dataset: the writer's arguments, and per split a file and its trajectories."""
+
+    format: str
+    folder: Path
+    splits: dict[str, Path]  # split -> file, in SPLITS order, always with "train"
+    dim: int
+    dt: float
+    bounds: list[list[float]]
+    connectivity_radius: float
+    metadata: dict  # further keys kept in our metadata.json
+    trajectories: Callable[
+        [str], tuple[int, Iterator[TrajectoryRecord]]
+    ]  # split -> (count, stream)
+    provenance: Callable[[], dict]  # what an export needs to give the data back as it came
+
+
+def available_splits(folder: Path, suffix: str) -> dict[str, Path]:
+    """The split files present, in train/valid/test order; a missing training split is an error."""
+    splits = {
+        split: folder / f"{split}{suffix}"
+        for split in SPLITS
+        if (folder / f"{split}{suffix}").is_file()
+    }
+    if "train" not in splits:
+        found = ", ".join(path.name for path in splits.values()) or "none"
+        raise DatasetError(f"{folder / f'train{suffix}'}: missing split 'train' (found: {found})")
+    return splits
+
+
+def periodic_axes(metadata: dict, dim: int) -> np.ndarray | None:
+    """`periodic_boundary_conditions` as a bool [dim] mask, or None if no axis is periodic."""
+    periodic = np.asarray(metadata.get("periodic_boundary_conditions", [False] * dim), dtype=bool)
+    if periodic.shape != (dim,):
+        raise DatasetError(
+            f"'periodic_boundary_conditions' must have {dim} entries, got {periodic.tolist()}"
+        )
+    return periodic if periodic.any() else None
+
+
+def unwrap(position: np.ndarray, bounds: list[list[float]], periodic: np.ndarray) -> np.ndarray:
+    """Undo the wrapping into a periodic box, so that frame differences are minimum-image steps."""
+    box = np.diff(np.asarray(bounds, dtype=np.float64), axis=1)[:, 0]
+    step = np.diff(position.astype(np.float64), axis=0)
+    step[..., periodic] -= box[periodic] * np.round(step[..., periodic] / box[periodic])
+    return np.concatenate([position[:1].astype(np.float64), position[:1] + np.cumsum(step, axis=0)])

@@ -1,0 +1,193 @@
+"""`python -m simulators.generate NAME`: build a dataset of simulated trajectories.
+
+Trajectory k of a split is drawn from `default_rng([seed, split, k])`, so any worker can build
+any trajectory alone: with `--shard K/N` (or under torchrun, RANK/WORLD_SIZE) worker K builds the
+trajectories k = K mod N into `OUT/.shards/K-of-N/`, and the last worker to finish assembles the
+shards, in order, into one dataset identical to an unsharded run.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_atomic
+from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
+from simulators.scene import SceneError, load_scene
+from simulators.simulate import SimulationError, resolve_device, simulate
+
+SPLITS = ("train", "valid", "test")
+
+
+def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[str, int] | None = None,
+             frames: int | None = None, seed: int = 0, device: str | None = None,
+             shard: tuple[int, int] = (0, 1)) -> Path:
+    """Generate recipe `recipe` into `out` (or, with a shard other than (0, 1), that shard's share)."""
+    spec = RECIPES[recipe]
+    counts = dict(zip(SPLITS, spec.sizes[size].splits)) | (splits or {})
+    config = spec.sizes[size]
+    device = resolve_device(device)
+    index, total = shard
+    folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
+    metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
+                "frame_dt": FRAME_DT, "particle_spacing": config.particle_spacing,
+                "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
+                # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
+                "gravity": spec.gravity}
+    if total > 1 and (folder / "metadata.json").is_file():
+        return _assemble_if_complete(Path(out), total)  # this shard is done: resume
+    _remove_partials(folder)
+    jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
+    if total > 1:
+        # A shard may hold no training trajectory, or none at all; the motion statistics are
+        # computed again from the whole training split when the shards are assembled.
+        metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
+        if not jobs:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / "metadata.json", {"empty_shard": True})
+            return _assemble_if_complete(Path(out), total)
+    with DatasetWriter(folder, dim=spec.dim, dt=FRAME_DT, bounds=[[0.1, 0.9]] * spec.dim,
+                       connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
+        for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
+            rng = np.random.default_rng([seed, SPLITS.index(split), k])
+            scene = spec.scene(rng, size, frames)
+            position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
+            writer.add(split, position, particle_type)
+    return folder if total == 1 else _assemble_if_complete(Path(out), total)
+
+
+def generate_scene(path: str | Path, out: str | Path, device: str | None = None) -> Path:
+    """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
+    scene = load_scene(path)
+    position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
+    bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+    _remove_partials(Path(out))
+    with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
+                       connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
+                       metadata={"simulator": "mls-mpm (warp)", "scene": scene.source,
+                                 "gravity": scene.gravity.tolist(),
+                                 "particle_spacing": scene.particle_spacing,
+                                 "grid_spacing": scene.grid_spacing}) as writer:
+        writer.add("train", position, particle_type)
+    return Path(out)
+
+
+def _run(scene, device: str, name: str):
+    try:
+        return simulate(scene, device=device, progress=True, description=name)
+    except SimulationError as error:
+        raise SimulationError(f"{name}, {error}") from None
+
+
+def _remove_partials(folder: Path) -> None:
+    # A killed run leaves its temporary files (named after its pid) behind; they are never whole.
+    for path in folder.glob(".*.partial-*") if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+
+
+def _assemble_if_complete(out: Path, total: int) -> Path:
+    """Once every shard is whole, the one worker that takes the lock merges them into `out`."""
+    shards = [out / ".shards" / f"{k}-of-{total}" for k in range(total)]
+    if not all((s / "metadata.json").is_file() for s in shards):
+        return shards[0].parent
+    lock = out / ".shards" / "assemble.lock"
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return out  # another worker is assembling
+    first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
+    keep = {k: v for k, v in first.items() if not k.startswith(("sequence_length", "num_trajectories_",
+                                                               "vel_", "acc_"))}
+    for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version"):
+        keep.pop(key)
+    files = {(k, split): split_file(s, split) for k, s in enumerate(shards) for split in SPLITS
+             if (s / f"{split}.h5").is_file()}
+    with DatasetWriter(out, dim=first["dim"], dt=first["dt"], bounds=first["bounds"],
+                       connectivity_radius=first["default_connectivity_radius"], metadata=keep) as writer:
+        for split in SPLITS:
+            count = sum(len(f) for (k, s), f in files.items() if s == split)
+            for i in range(count):
+                trajectory = files[(i % total, split)][i // total]
+                writer.add(split, trajectory.position, trajectory.particle_type, **trajectory.extras)
+    shutil.rmtree(out / ".shards")
+    return out
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        return (int(rank), int(world)) if rank is not None and world is not None else (0, 1)
+    try:
+        index, total = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard: expected K/N with integers, got {text!r}") from None
+    if not 0 <= index < total:
+        raise ValueError(f"--shard: need 0 <= K < N, got {text!r}")
+    return index, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.generate",
+                                     description="Simulate a recipe (see --list) or a scene file into a dataset folder.")
+    parser.add_argument("name", nargs="?", help="recipe name (see --list)")
+    parser.add_argument("--list", action="store_true", help="print the recipes and exit")
+    parser.add_argument("--scene", help="simulate this scene file (JSON or YAML) instead of a recipe")
+    parser.add_argument("--out", help="output folder (default datasets/NAME)")
+    parser.add_argument("--size", choices=["small", "paper"], default="small",
+                        help="small: minutes on a laptop; paper: the published dataset's size")
+    for split in SPLITS:
+        parser.add_argument(f"--num-{split}", type=int, help=f"{split} trajectories (default: from --size)")
+    parser.add_argument("--frames", type=int, help="frames per trajectory (default: from the recipe)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", help="warp device, e.g. cpu or cuda:0 (default: cuda if available)")
+    parser.add_argument("--shard", help="K/N: build only this worker's share (default: RANK/WORLD_SIZE if set)")
+    args = parser.parse_args(argv)
+    # A terminated run unwinds like Ctrl-C, so that the writer removes its temporary files.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.list:
+            width = max(map(len, RECIPES))
+            for recipe in RECIPES.values():
+                small = recipe.sizes["small"]
+                print(f"{recipe.name:<{width}}  {recipe.description}; small: {small.particles[0]}-{small.particles[1]} "
+                      f"particles, {recipe.frames['small']} frames, {'/'.join(map(str, small.splits))} trajectories")
+            return 0
+        if args.scene:
+            out = generate_scene(args.scene, args.out or f"datasets/{Path(args.scene).stem}", args.device)
+            print(out)
+            return 0
+        if args.name is None:
+            raise ValueError("give a recipe NAME, --scene FILE or --list")
+        if args.name not in RECIPES:
+            raise ValueError(f"unknown recipe {args.name!r} (known: {', '.join(RECIPES)})")
+        splits = {s: getattr(args, f"num_{s}") for s in SPLITS if getattr(args, f"num_{s}") is not None}
+        if any(n < 0 for n in splits.values()):
+            raise ValueError("--num-train/--num-valid/--num-test must be >= 0")
+        if args.frames is not None and args.frames < 7:
+            raise ValueError("--frames must be >= 7 (the GNS needs 6 input frames and a target)")
+        print(generate(args.name, args.out or f"datasets/{args.name}", size=args.size, splits=splits,
+                       frames=args.frames, seed=args.seed, device=args.device, shard=_parse_shard(args.shard)))
+        return 0
+    except (ValueError, SceneError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SimulationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial file was kept, rerun to start again", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

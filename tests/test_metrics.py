@@ -1,0 +1,202 @@
+"""Rollout metrics and baselines against values computed by hand on small arrays."""
+
+import numpy as np
+import pytest
+import torch
+
+from gnsim.baselines import (
+    baseline_predictions,
+    constant_acceleration_one_step,
+    constant_velocity_gravity_rollout,
+    constant_velocity_rollout,
+    gravity_per_frame,
+)
+from gnsim.metrics import (
+    aggregate,
+    blow_up_frame,
+    evaluate_rollout,
+    format_table,
+    fraction_outside,
+    horizon_mse,
+    kinetic_energy,
+    kinetic_energy_error,
+    one_step_mse,
+    position_mse,
+    sinkhorn_distance,
+)
+
+BOUNDS = [[0.0, 1.0], [0.0, 1.0]]
+METADATA = {"dim": 2, "dt": 0.5, "bounds": BOUNDS, "default_connectivity_radius": 0.1,
+            "acc_mean": [0.0, -0.001], "vel_mean": [0, 0], "vel_std": [1, 1], "acc_std": [1, 1]}
+
+
+def test_position_mse_averages_over_moving_particles_and_coordinates():
+    target = np.zeros((2, 3, 2))
+    predicted = target.copy()
+    predicted[1, 0] = [0.1, 0.2]  # water particle: squared errors 0.01 + 0.04
+    predicted[1, 2] = [5.0, 5.0]  # boundary particle: ignored
+    particle_type = np.array([5, 5, 3])
+    # frame 1: (0.01 + 0.04) / (2 particles * 2 coordinates) = 0.0125
+    np.testing.assert_allclose(position_mse(predicted, target, particle_type), [0.0, 0.0125])
+    assert one_step_mse(predicted, target, particle_type) == pytest.approx(0.00625)
+
+
+def test_position_mse_accepts_torch_and_numpy_alike():
+    predicted = torch.full((1, 2, 3), 0.5)
+    assert position_mse(predicted, np.zeros((1, 2, 3)))[0] == pytest.approx(0.25)
+
+
+def test_horizon_mse_averages_the_first_h_predicted_frames():
+    frame_mse = np.array([0.0] * 6 + [1.0, 2.0, 3.0, 4.0] + [10.0] * 10)  # 14 predicted frames
+    result = horizon_mse(frame_mse, input_frames=6)
+    assert result["mse_1"] == 1.0
+    assert result["mse_10"] == pytest.approx((1 + 2 + 3 + 4 + 6 * 10) / 10)  # 7.0
+    assert result["mse_100"] is None  # rollout shorter than the horizon
+    assert result["mse_rollout"] == pytest.approx((1 + 2 + 3 + 4 + 10 * 10) / 14)
+
+
+def test_kinetic_energy_uses_unit_masses_and_the_dataset_dt():
+    # one particle moving 0.1 m per frame along x, dt = 0.5 s: v = 0.2 m/s, E = 0.02 J
+    position = np.zeros((3, 2, 2))
+    position[:, 0, 0] = [0.0, 0.1, 0.2]
+    position[:, 1, 1] = [0.0, 0.0, 0.3]  # second particle: still, then v = 0.6 m/s -> E = 0.18 J
+    np.testing.assert_allclose(kinetic_energy(position, dt=0.5), [0.02, 0.02 + 0.18])
+    np.testing.assert_allclose(kinetic_energy(position, 0.5, particle_type=[5, 3]), [0.02, 0.02])
+    still = np.zeros_like(position)
+    np.testing.assert_allclose(kinetic_energy_error(still, position, 0.5), [0.02, 0.20])
+
+
+def test_fraction_outside_counts_moving_particles_beyond_the_bounds():
+    position = np.array([[[0.5, 0.5], [0.5, 0.5], [1.5, 0.5], [-1.0, -1.0]],
+                         [[0.5, 1.2], [np.nan, 0.5], [0.5, 0.5], [-1.0, -1.0]]])
+    particle_type = np.array([5, 5, 5, 3])  # the boundary particle outside is not counted
+    np.testing.assert_allclose(fraction_outside(position, BOUNDS, particle_type), [1 / 3, 2 / 3])
+    np.testing.assert_allclose(fraction_outside(position, BOUNDS, particle_type, margin=0.3), [1 / 3, 1 / 3])
+
+
+def test_blow_up_frame_is_the_first_frame_with_nan_or_escaped_particles():
+    position = np.full((5, 2, 2), 0.5)
+    position[2, 0] = [1.05, 0.5]  # 0.05 outside: a leak, not an escape (margin 0.1 of 1 m)
+    assert blow_up_frame(position, BOUNDS) is None
+    position[3, 1] = [0.5, 1.2]  # 0.2 outside: escaped
+    position[4, 0] = np.nan
+    assert blow_up_frame(position, BOUNDS) == 3
+    position[3, 1] = [0.5, 0.5]
+    assert blow_up_frame(position, BOUNDS) == 4
+
+
+def test_sinkhorn_is_zero_for_identical_sets_and_the_shift_length_for_a_translation():
+    rng = np.random.default_rng(0)
+    cloud = rng.uniform(0, 1, (1, 200, 2))
+    permuted = cloud[:, rng.permutation(200)]  # same set, particles in another order
+    shift = np.array([0.03, 0.04])  # |shift| = 0.05 m
+    distance = sinkhorn_distance(np.concatenate([cloud, cloud + shift, cloud + 2 * shift]),
+                                 np.concatenate([permuted, cloud, cloud]), blur=0.01)
+    assert distance[0] == pytest.approx(0.0, abs=1e-3)
+    assert distance[1] == pytest.approx(0.05, rel=1e-3)
+    assert distance[2] == pytest.approx(0.10, rel=1e-3)
+
+
+def test_sinkhorn_ignores_kinematic_particles_and_flags_nan_frames():
+    cloud = np.random.default_rng(1).uniform(0, 1, (2, 50, 2))
+    predicted = cloud.copy()
+    predicted[:, :10] += 1.0  # boundary particles displaced: ignored
+    predicted[1, 20] = np.nan
+    particle_type = np.array([3] * 10 + [5] * 40)
+    distance = sinkhorn_distance(predicted, cloud, blur=0.01, particle_type=particle_type)
+    assert distance[0] == pytest.approx(0.0, abs=1e-3)
+    assert distance[1] == np.inf
+
+
+def test_constant_velocity_rollout_extrapolates_the_last_input_velocity():
+    frames = np.arange(10, dtype=np.float64)
+    position = np.zeros((10, 2, 2))
+    position[:, 0, 0] = 0.01 * frames**2  # accelerating: last input velocity x(5) - x(4) = 0.09
+    position[:, 1, 1] = np.sin(frames)  # a boundary particle: must follow the ground truth
+    predicted = constant_velocity_rollout(position, np.array([5, 3]))
+    np.testing.assert_allclose(predicted[:6], position[:6], atol=1e-7)
+    np.testing.assert_allclose(predicted[6:, 0, 0], 0.25 + 0.09 * np.arange(1, 5), atol=1e-6)
+    np.testing.assert_allclose(predicted[:, 1], position[:, 1], atol=1e-6)
+
+
+def test_constant_velocity_gravity_rollout_falls_with_g_dt_squared():
+    metadata = {**METADATA, "gravity": [0.0, -10.0]}  # dt = 0.5 s: 2.5 m per frame² downwards
+    acceleration, source = gravity_per_frame(metadata)
+    assert source == "gravity"
+    np.testing.assert_allclose(acceleration, [0.0, -2.5])
+    position = np.zeros((9, 1, 2))
+    predicted = constant_velocity_gravity_rollout(position, np.array([5]), metadata)
+    # at rest, then semi-implicit Euler: v = -2.5, -5, -7.5 -> y = -2.5, -7.5, -15
+    np.testing.assert_allclose(predicted[6:, 0, 1], [-2.5, -7.5, -15.0])
+
+
+def test_gravity_falls_back_to_acc_mean_and_reads_nested_scalars():
+    assert gravity_per_frame(METADATA)[1] == "acc_mean"
+    np.testing.assert_allclose(gravity_per_frame(METADATA)[0], [0.0, -0.001])
+    acceleration, source = gravity_per_frame({**METADATA, "scene": {"gravity": -9.81}})
+    assert source == "gravity"
+    np.testing.assert_allclose(acceleration, [0.0, -9.81 * 0.25])
+
+
+def test_constant_velocity_one_step_predicts_from_true_history():
+    position = np.zeros((8, 1, 1))
+    position[:, 0, 0] = [0, 1, 4, 9, 16, 25, 36, 49]
+    # frame 6 from frames 5, 4: 2*25 - 16 = 34; frame 7: 2*36 - 25 = 47
+    np.testing.assert_allclose(constant_acceleration_one_step(position)[:, 0, 0], [34, 47])
+
+
+def test_evaluate_rollout_reports_a_blow_up_without_crashing():
+    rng = np.random.default_rng(2)
+    target = rng.uniform(0.2, 0.8, (12, 30, 2)).astype(np.float32)
+    particle_type = np.array([5] * 30)
+    predicted = target.copy()
+    predicted[9:, 0] = np.nan
+    result = evaluate_rollout(predicted, target, particle_type, METADATA, sinkhorn_stride=2)
+    assert result["blow_up_frame"] == 9
+    assert result["mse_1"] == 0.0 and result["mse_rollout"] is None  # NaN in the mean -> None
+    assert result["sinkhorn_frames"] == [6, 8, 10]
+    assert result["sinkhorn_over_time"][0] == pytest.approx(0.0, abs=1e-3)
+    assert result["sinkhorn_over_time"][2] is None
+    clean = evaluate_rollout(target, target, particle_type, METADATA, one_step=target[6:])
+    summary = aggregate([result, clean])
+    assert summary["blow_ups"] == 1 and summary["trajectories"] == 2
+    assert summary["mse_1"] == 0.0
+    assert summary["mse_rollout"] is None  # undefined for one trajectory: not the other's value
+    assert aggregate([clean, clean])["one_step_mse"] == 0.0
+
+
+def test_baseline_predictions_hold_both_baselines_rollouts_and_one_steps():
+    position = np.zeros((9, 2, 2), dtype=np.float32)
+    metadata = {**METADATA, "gravity": [0.0, -4.0]}  # dt = 0.5 s: -1 m per frame²
+    predictions = baseline_predictions(position, np.array([5, 3]), metadata)
+    assert list(predictions) == ["constant_velocity", "constant_velocity_gravity"]
+    rollout, one_step = predictions["constant_velocity_gravity"]
+    np.testing.assert_allclose(rollout[6:, 0, 1], [-1.0, -3.0, -6.0])
+    np.testing.assert_allclose(rollout[:, 1], 0.0)  # the boundary particle follows the (still) truth
+    np.testing.assert_allclose(one_step[:, 0, 1], [-1.0, -1.0, -1.0])  # from true history at rest
+    np.testing.assert_allclose(predictions["constant_velocity"][0], 0.0)
+
+
+def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
+    table = format_table({"model": {"mse_rollout": 0.000123, "blow_ups": 0, "mse_100": None},
+                          "constant_velocity": {"mse_rollout": 0.0456, "blow_ups": 2}})
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["method", "one-step"] and set(lines[1]) == {"-"}
+    assert lines[2].split()[0] == "model" and "0.000123" in lines[2] and lines[2].split()[-1] == "0"
+    assert lines[3].split()[0] == "constant_velocity" and "0.0456" in lines[3] and lines[3].endswith("2")
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+
+
+def test_sinkhorn_is_within_ten_percent_of_the_exact_transport_distance():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 1, (300, 2))
+    predicted = truth + rng.normal(0, 0.03, truth.shape)  # jitter: particles swap partners
+    # Equal-size sets with equal weights: optimal transport is an assignment (Birkhoff), solved exactly.
+    cost = ((predicted[:, None] - truth[None]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    exact = np.sqrt(cost[rows, cols].mean())
+    distance = sinkhorn_distance(predicted[None], truth[None], blur=0.0075)[0]
+    assert exact < 0.03 * np.sqrt(2)  # reassignment beats the identity matching
+    assert distance == pytest.approx(exact, rel=0.1)
