@@ -3,12 +3,15 @@
 import itertools
 import math
 
+import pytest
 import torch
 
 from gnsim import WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.noise import add_training_noise, random_walk_noise
 from gnsim.rollout import rollout
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 SMALL = SimulatorConfig(
     latent_size=32, mlp_hidden_size=32, message_passing_steps=3, particle_type_embedding_size=4

@@ -13,6 +13,8 @@ from tests.conftest import write_dataset
 from training.config import load_config
 from training.train import main, train
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "connectivity_radius=null",
