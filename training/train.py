@@ -60,6 +60,8 @@ def train(
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(config["device"], local_rank)
     distributed = world_size > 1
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and autocast then use this rank's GPU
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
