@@ -69,6 +69,8 @@ def train(
         raise TrainingError(
             f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
         )
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
     use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and device.type == "cuda")
     if device.type == "cuda":
         # TF32 matmuls: float32 range, tensor-core speed, ~1e-3 relative precision.
