@@ -1,4 +1,6 @@
-"""Train the GNS learned simulator: `python -m training.train [--config NAME_OR_YAML] [--data DIR] [--out RUN_DIR] [key=value ...]`.
+"""Train the GNS learned simulator on a dataset folder; checkpoints and metrics go to a run folder.
+
+`python -m training.train [--config NAME_OR_YAML] [--data DIR] [--out RUN_DIR] [key=value ...]`.
 
 One loop, top to bottom (after nanoGPT): load data and model, then step, evaluate, checkpoint.
 Distributed under `torchrun` (DDP; NCCL on GPU, gloo on CPU), with I/O on rank 0 only.
