@@ -143,7 +143,13 @@ class LearnedSimulator(nn.Module):
         distance_to_lower = most_recent_position - self.boundaries[:, 0]
         distance_to_upper = self.boundaries[:, 1] - most_recent_position
         distance_to_boundaries = torch.cat([distance_to_lower, distance_to_upper], dim=-1)
-        node_features.append((distance_to_boundaries / self.connectivity_radius).clamp(-1.0, 1.0))
+        distance_to_boundaries = (distance_to_boundaries / self.connectivity_radius).clamp(
+            -1.0, 1.0
+        )
+        if any(self.periodic):  # a periodic axis has no walls: every particle is "far" from them
+            periodic = torch.tensor(self.periodic * 2, device=distance_to_boundaries.device)
+            distance_to_boundaries = distance_to_boundaries.masked_fill(periodic, 1.0)
+        node_features.append(distance_to_boundaries)
 
         if self.particle_type_embedding is not None:
             node_features.append(self.particle_type_embedding(particle_type))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gnsim import DatasetWriter
 
@@ -77,3 +78,13 @@ def write_dataset(
 def falling_blocks(tmp_path_factory) -> str:
     """A dataset folder: 3 train and 1 valid trajectories of 30 frames, 35 + 19 particles."""
     return write_dataset(tmp_path_factory.mktemp("falling_blocks"))
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: the tests' graphs have ~50 nodes, where a second OpenMP thread only
+    adds synchronisation, and on a loaded machine its spin-waits made the training tests ~15x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,7 +22,9 @@ from gnsim.convert import convert, detect_format, ensure_dataset
 from gnsim.convert.__main__ import main
 
 # The real LagrangeBench dataset in the shared/ folder that lies beside the checkout (and CI's clone).
-LAGRANGEBENCH = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lagrangebench-3D_LJ_3")
+LAGRANGEBENCH = str(
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "lagrangebench-3D_LJ_3"
+)
 RNG = np.random.default_rng(0)
 
 

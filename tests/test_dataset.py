@@ -27,8 +27,14 @@ def random_trajectory(frames=12, particles=9, dim=2, boundary=2):
 
 
 def write_dataset(folder, trajectories, dim=2, **extras):
-    with DatasetWriter(folder, dim=dim, dt=0.0025, bounds=[[0, 1]] * dim, connectivity_radius=0.015,
-                       metadata={"simulator": "test"}) as writer:
+    with DatasetWriter(
+        folder,
+        dim=dim,
+        dt=0.0025,
+        bounds=[[0, 1]] * dim,
+        connectivity_radius=0.015,
+        metadata={"simulator": "test"},
+    ) as writer:
         for split, (position, particle_type) in trajectories:
             writer.add(split, position, particle_type, **extras)
     return folder
@@ -36,8 +42,12 @@ def write_dataset(folder, trajectories, dim=2, **extras):
 
 @pytest.fixture
 def dataset(tmp_path):
-    trajectories = [("train", random_trajectory(12)), ("train", random_trajectory(20, particles=7)),
-                    ("valid", random_trajectory(8)), ("test", random_trajectory(9))]
+    trajectories = [
+        ("train", random_trajectory(12)),
+        ("train", random_trajectory(20, particles=7)),
+        ("valid", random_trajectory(8)),
+        ("test", random_trajectory(9)),
+    ]
     write_dataset(tmp_path / "data", trajectories)
     return tmp_path / "data", trajectories
 
@@ -52,7 +62,12 @@ def test_write_read_round_trip_is_bit_exact(dataset):
             assert file[k].position.tobytes() == position.tobytes()
             assert file[k].position.dtype == np.float32
             np.testing.assert_array_equal(file[k].particle_type, particle_type)
-    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "test.h5", "train.h5", "valid.h5"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "metadata.json",
+        "test.h5",
+        "train.h5",
+        "valid.h5",
+    ]
 
 
 def test_metadata_statistics_equal_numpy_on_the_training_split(dataset):
@@ -71,7 +86,9 @@ def test_metadata_statistics_equal_numpy_on_the_training_split(dataset):
     np.testing.assert_allclose(metadata["acc_std"], acceleration.std(0), rtol=1e-12)
     assert metadata["sequence_length"] == 19  # steps of the longest training trajectory (20 frames)
     assert metadata["dim"] == 2 and metadata["dt"] == 0.0025 and metadata["simulator"] == "test"
-    assert metadata["default_connectivity_radius"] == 0.015 and metadata["num_trajectories_train"] == 2
+    assert (
+        metadata["default_connectivity_radius"] == 0.015 and metadata["num_trajectories_train"] == 2
+    )
 
 
 def test_windowed_sample_is_the_raw_frames_by_index_arithmetic(dataset):
@@ -107,7 +124,9 @@ def test_reader_works_in_dataloader_workers(dataset):
 
 def test_failed_writer_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
-        with DatasetWriter(tmp_path, dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1) as writer:
+        with DatasetWriter(
+            tmp_path, dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
+        ) as writer:
             writer.add("train", *random_trajectory())
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
@@ -125,9 +144,17 @@ def write_raw(folder, position, particle_type, dim=2, metadata_dim=None):
             group.create_dataset("position", data=position)
         if particle_type is not None:
             group.create_dataset("particle_type", data=particle_type)
-    metadata = {"bounds": [[0, 1]] * dim, "sequence_length": 10, "default_connectivity_radius": 0.1,
-                "dim": metadata_dim or dim, "dt": 0.01, "vel_mean": [0] * dim, "vel_std": [1] * dim,
-                "acc_mean": [0] * dim, "acc_std": [1] * dim}
+    metadata = {
+        "bounds": [[0, 1]] * dim,
+        "sequence_length": 10,
+        "default_connectivity_radius": 0.1,
+        "dim": metadata_dim or dim,
+        "dt": 0.01,
+        "vel_mean": [0] * dim,
+        "vel_std": [1] * dim,
+        "acc_mean": [0] * dim,
+        "acc_std": [1] * dim,
+    }
     (folder / "metadata.json").write_text(json.dumps(metadata))
     return folder
 
@@ -136,23 +163,48 @@ GOOD_POSITION = np.zeros((10, 4, 2), np.float32)
 GOOD_TYPES = np.array([5, 5, 6, 3])
 
 
-@pytest.mark.parametrize("position, particle_type, message", [
-    (None, GOOD_TYPES, r"train.h5 trajectory 00000: missing field 'position'"),
-    (GOOD_POSITION, None, r"train.h5 trajectory 00000: missing field 'particle_type'"),
-    (GOOD_POSITION.astype(np.float64), GOOD_TYPES, r"trajectory 00000: 'position' must be float32, got float64"),
-    (GOOD_POSITION.astype(np.int32), GOOD_TYPES, r"trajectory 00000: 'position' must be float32, got int32"),
-    (GOOD_POSITION[0], GOOD_TYPES, r"trajectory 00000: 'position' must have rank 3"),
-    (GOOD_POSITION, GOOD_TYPES.astype(np.float32), r"trajectory 00000: 'particle_type' must be integer"),
-    (GOOD_POSITION, GOOD_TYPES[None], r"trajectory 00000: 'particle_type' must have rank 1"),
-    (GOOD_POSITION, GOOD_TYPES[:3], r"'position' has 4 particles but 'particle_type' has 3"),
-    (np.zeros((10, 4, 3), np.float32), GOOD_TYPES, r"'position' is 3D but the metadata says dim=2"),
-    (np.where(np.arange(10)[:, None, None] == 4, np.nan, GOOD_POSITION).astype(np.float32), GOOD_TYPES,
-     r"'position' has NaN or inf values \(first at frame 4\)"),
-    (np.where(np.arange(10)[:, None, None] == 2, np.inf, GOOD_POSITION).astype(np.float32), GOOD_TYPES,
-     r"'position' has NaN or inf values \(first at frame 2\)"),
-    (GOOD_POSITION[:6], GOOD_TYPES, r"'position' has 6 frames, fewer than the 7 needed"),
-    (GOOD_POSITION, np.array([5, 5, 4, 3]), r"'particle_type' has unknown id 4"),
-])
+@pytest.mark.parametrize(
+    "position, particle_type, message",
+    [
+        (None, GOOD_TYPES, r"train.h5 trajectory 00000: missing field 'position'"),
+        (GOOD_POSITION, None, r"train.h5 trajectory 00000: missing field 'particle_type'"),
+        (
+            GOOD_POSITION.astype(np.float64),
+            GOOD_TYPES,
+            r"trajectory 00000: 'position' must be float32, got float64",
+        ),
+        (
+            GOOD_POSITION.astype(np.int32),
+            GOOD_TYPES,
+            r"trajectory 00000: 'position' must be float32, got int32",
+        ),
+        (GOOD_POSITION[0], GOOD_TYPES, r"trajectory 00000: 'position' must have rank 3"),
+        (
+            GOOD_POSITION,
+            GOOD_TYPES.astype(np.float32),
+            r"trajectory 00000: 'particle_type' must be integer",
+        ),
+        (GOOD_POSITION, GOOD_TYPES[None], r"trajectory 00000: 'particle_type' must have rank 1"),
+        (GOOD_POSITION, GOOD_TYPES[:3], r"'position' has 4 particles but 'particle_type' has 3"),
+        (
+            np.zeros((10, 4, 3), np.float32),
+            GOOD_TYPES,
+            r"'position' is 3D but the metadata says dim=2",
+        ),
+        (
+            np.where(np.arange(10)[:, None, None] == 4, np.nan, GOOD_POSITION).astype(np.float32),
+            GOOD_TYPES,
+            r"'position' has NaN or inf values \(first at frame 4\)",
+        ),
+        (
+            np.where(np.arange(10)[:, None, None] == 2, np.inf, GOOD_POSITION).astype(np.float32),
+            GOOD_TYPES,
+            r"'position' has NaN or inf values \(first at frame 2\)",
+        ),
+        (GOOD_POSITION[:6], GOOD_TYPES, r"'position' has 6 frames, fewer than the 7 needed"),
+        (GOOD_POSITION, np.array([5, 5, 4, 3]), r"'particle_type' has unknown id 4"),
+    ],
+)
 def test_bad_trajectory_gets_a_one_line_message(tmp_path, position, particle_type, message):
     folder = write_raw(tmp_path / "bad", position, particle_type)
     with pytest.raises(DatasetError, match=message) as error:
@@ -196,7 +248,10 @@ def test_truncated_hdf5_file_is_named(tmp_path):
     folder = write_raw(tmp_path, np.zeros((200, 50, 2), np.float32), np.full(50, 5))
     data = (folder / "train.h5").read_bytes()
     (folder / "train.h5").write_bytes(data[: len(data) // 2])
-    with pytest.raises(DatasetError, match=r"train.h5: not a readable HDF5 file|train.h5 trajectory 00000: field 'position' is unreadable"):
+    with pytest.raises(
+        DatasetError,
+        match=r"train.h5: not a readable HDF5 file|train.h5 trajectory 00000: field 'position' is unreadable",
+    ):
         validate(folder)
 
 
@@ -208,14 +263,33 @@ def test_corrupt_hdf5_file_is_named(tmp_path):
 
 
 def test_folder_without_training_split_keeps_the_given_statistics(tmp_path):
-    statistics = {"vel_mean": [0.0, 0.0], "vel_std": [1.0, 2.0], "acc_mean": [0.0, 0.0], "acc_std": [3.0, 4.0]}
+    statistics = {
+        "vel_mean": [0.0, 0.0],
+        "vel_std": [1.0, 2.0],
+        "acc_mean": [0.0, 0.0],
+        "acc_std": [3.0, 4.0],
+    }
     position, particle_type = random_trajectory(10)
-    with DatasetWriter(tmp_path / "rollouts", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1,
-                       metadata=statistics) as writer:
+    with DatasetWriter(
+        tmp_path / "rollouts",
+        dim=2,
+        dt=0.1,
+        bounds=[[0, 1]] * 2,
+        connectivity_radius=0.1,
+        metadata=statistics,
+    ) as writer:
         writer.add("test", position, particle_type, ground_truth=position)
     assert read_metadata(tmp_path / "rollouts")["acc_std"] == [3.0, 4.0]
-    assert TrajectoryFile(tmp_path / "rollouts" / "test.h5")[0].extras["ground_truth"].shape == (10, 9, 2)
-    with pytest.raises(DatasetError, match=r"no training split was written, so metadata needs 'vel_mean'"):
-        with DatasetWriter(tmp_path / "bare", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1) as writer:
+    assert TrajectoryFile(tmp_path / "rollouts" / "test.h5")[0].extras["ground_truth"].shape == (
+        10,
+        9,
+        2,
+    )
+    with pytest.raises(
+        DatasetError, match=r"no training split was written, so metadata needs 'vel_mean'"
+    ):
+        with DatasetWriter(
+            tmp_path / "bare", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
+        ) as writer:
             writer.add("test", position, particle_type)
     assert list((tmp_path / "bare").iterdir()) == []

@@ -26,8 +26,16 @@ from gnsim.metrics import (
 )
 
 BOUNDS = [[0.0, 1.0], [0.0, 1.0]]
-METADATA = {"dim": 2, "dt": 0.5, "bounds": BOUNDS, "default_connectivity_radius": 0.1,
-            "acc_mean": [0.0, -0.001], "vel_mean": [0, 0], "vel_std": [1, 1], "acc_std": [1, 1]}
+METADATA = {
+    "dim": 2,
+    "dt": 0.5,
+    "bounds": BOUNDS,
+    "default_connectivity_radius": 0.1,
+    "acc_mean": [0.0, -0.001],
+    "vel_mean": [0, 0],
+    "vel_std": [1, 1],
+    "acc_std": [1, 1],
+}
 
 
 def test_position_mse_averages_over_moving_particles_and_coordinates():
@@ -67,11 +75,17 @@ def test_kinetic_energy_uses_unit_masses_and_the_dataset_dt():
 
 
 def test_fraction_outside_counts_moving_particles_beyond_the_bounds():
-    position = np.array([[[0.5, 0.5], [0.5, 0.5], [1.5, 0.5], [-1.0, -1.0]],
-                         [[0.5, 1.2], [np.nan, 0.5], [0.5, 0.5], [-1.0, -1.0]]])
+    position = np.array(
+        [
+            [[0.5, 0.5], [0.5, 0.5], [1.5, 0.5], [-1.0, -1.0]],
+            [[0.5, 1.2], [np.nan, 0.5], [0.5, 0.5], [-1.0, -1.0]],
+        ]
+    )
     particle_type = np.array([5, 5, 5, 3])  # the boundary particle outside is not counted
     np.testing.assert_allclose(fraction_outside(position, BOUNDS, particle_type), [1 / 3, 2 / 3])
-    np.testing.assert_allclose(fraction_outside(position, BOUNDS, particle_type, margin=0.3), [1 / 3, 1 / 3])
+    np.testing.assert_allclose(
+        fraction_outside(position, BOUNDS, particle_type, margin=0.3), [1 / 3, 1 / 3]
+    )
 
 
 def test_blow_up_frame_is_the_first_frame_with_nan_or_escaped_particles():
@@ -90,8 +104,11 @@ def test_sinkhorn_is_zero_for_identical_sets_and_the_shift_length_for_a_translat
     cloud = rng.uniform(0, 1, (1, 200, 2))
     permuted = cloud[:, rng.permutation(200)]  # same set, particles in another order
     shift = np.array([0.03, 0.04])  # |shift| = 0.05 m
-    distance = sinkhorn_distance(np.concatenate([cloud, cloud + shift, cloud + 2 * shift]),
-                                 np.concatenate([permuted, cloud, cloud]), blur=0.01)
+    distance = sinkhorn_distance(
+        np.concatenate([cloud, cloud + shift, cloud + 2 * shift]),
+        np.concatenate([permuted, cloud, cloud]),
+        blur=0.01,
+    )
     assert distance[0] == pytest.approx(0.0, abs=1e-3)
     assert distance[1] == pytest.approx(0.05, rel=1e-3)
     assert distance[2] == pytest.approx(0.10, rel=1e-3)
@@ -172,18 +189,28 @@ def test_baseline_predictions_hold_both_baselines_rollouts_and_one_steps():
     assert list(predictions) == ["constant_velocity", "constant_velocity_gravity"]
     rollout, one_step = predictions["constant_velocity_gravity"]
     np.testing.assert_allclose(rollout[6:, 0, 1], [-1.0, -3.0, -6.0])
-    np.testing.assert_allclose(rollout[:, 1], 0.0)  # the boundary particle follows the (still) truth
+    np.testing.assert_allclose(
+        rollout[:, 1], 0.0
+    )  # the boundary particle follows the (still) truth
     np.testing.assert_allclose(one_step[:, 0, 1], [-1.0, -1.0, -1.0])  # from true history at rest
     np.testing.assert_allclose(predictions["constant_velocity"][0], 0.0)
 
 
 def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
-    table = format_table({"model": {"mse_rollout": 0.000123, "blow_ups": 0, "mse_100": None},
-                          "constant_velocity": {"mse_rollout": 0.0456, "blow_ups": 2}})
+    table = format_table(
+        {
+            "model": {"mse_rollout": 0.000123, "blow_ups": 0, "mse_100": None},
+            "constant_velocity": {"mse_rollout": 0.0456, "blow_ups": 2},
+        }
+    )
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["method", "one-step"] and set(lines[1]) == {"-"}
     assert lines[2].split()[0] == "model" and "0.000123" in lines[2] and lines[2].split()[-1] == "0"
-    assert lines[3].split()[0] == "constant_velocity" and "0.0456" in lines[3] and lines[3].endswith("2")
+    assert (
+        lines[3].split()[0] == "constant_velocity"
+        and "0.0456" in lines[3]
+        and lines[3].endswith("2")
+    )
     assert len({len(line) for line in lines}) == 1  # aligned columns
 
 

@@ -3,12 +3,15 @@
 import itertools
 import math
 
+import pytest
 import torch
 
 from gnsim import WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.noise import add_training_noise, random_walk_noise
 from gnsim.rollout import rollout
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 SMALL = SimulatorConfig(
     latent_size=32, mlp_hidden_size=32, message_passing_steps=3, particle_type_embedding_size=4
@@ -182,3 +185,23 @@ def test_particles_without_neighbours_are_still_predicted(falling_blocks):
             torch.cat([position, loner]), torch.cat([particle_type, particle_type[:1]])
         )
     assert acceleration.shape == (len(particle_type) + 1, 2) and torch.isfinite(acceleration).all()
+
+
+def test_in_a_periodic_box_predictions_follow_the_scene_across_the_seam(falling_blocks):
+    metadata = {**read_metadata(falling_blocks), "periodic_boundary_conditions": [True, True]}
+    simulator = make_simulator(metadata)
+    position, _, particle_type = window(falling_blocks)
+    shift = torch.tensor([0.5, 0.625])  # moves part of the block across both seams of [0, 1)^2
+    wrapped = torch.remainder(position + shift, 1.0)
+    assert ((position + shift) >= 1.0).any()
+    with torch.no_grad():
+        acceleration = simulator(position, particle_type)
+        moved_acceleration = simulator(wrapped, particle_type)
+        next_position = simulator.predict_position(wrapped, particle_type)
+    assert (
+        simulator.connectivity(wrapped[:, -1]).shape
+        == simulator.connectivity(position[:, -1]).shape
+    )
+    assert (acceleration - moved_acceleration).abs().max() < 1e-4
+    expected = torch.remainder(simulator.predict_position(position, particle_type) + shift, 1.0)
+    assert torch.allclose(next_position, expected, atol=1e-5)

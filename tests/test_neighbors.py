@@ -15,7 +15,9 @@ def brute_force_radius_graph(positions, radius, batch=None, loop=False, bounds=N
     if periodic is not None:
         side = torch.tensor([hi - lo for lo, hi in bounds], dtype=torch.float64)
         wrap = torch.tensor(periodic)
-        difference = torch.where(wrap, difference - side * torch.round(difference / side), difference)
+        difference = torch.where(
+            wrap, difference - side * torch.round(difference / side), difference
+        )
     close = (difference**2).sum(-1) <= radius**2
     if batch is not None:
         close &= batch[:, None] == batch[None, :]
@@ -51,7 +53,9 @@ def test_pairs_at_radius_plus_and_minus_a_millionth_are_cut_exactly(dim):
     direction = torch.randn(dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     direction /= direction.norm()
     inside = torch.stack([torch.zeros(dim, dtype=torch.float64), direction * radius * (1 - 1e-6)])
-    outside = torch.stack([torch.zeros(dim, dtype=torch.float64), direction * radius * (1 + 1e-6)]) + 1.0
+    outside = (
+        torch.stack([torch.zeros(dim, dtype=torch.float64), direction * radius * (1 + 1e-6)]) + 1.0
+    )
     positions = torch.cat([inside, outside]).float()
     edges = radius_graph(positions, radius)
     assert edge_set(edges) == {(0, 1), (1, 0)}
@@ -94,7 +98,9 @@ def test_periodic_box_uses_minimum_image(periodic):
     generator = torch.Generator().manual_seed(5)
     positions = torch.rand(500, 3, generator=generator) + torch.tensor([0.0, -0.5, 2.0])
     edges = radius_graph(positions, 0.12, bounds=bounds, periodic=periodic)
-    assert_same_edges(edges, brute_force_radius_graph(positions, 0.12, bounds=bounds, periodic=periodic))
+    assert_same_edges(
+        edges, brute_force_radius_graph(positions, 0.12, bounds=bounds, periodic=periodic)
+    )
 
 
 def test_periodic_box_smaller_than_two_radii_lists_each_pair_once():
@@ -102,7 +108,9 @@ def test_periodic_box_smaller_than_two_radii_lists_each_pair_once():
     bounds = [[0.0, 5.0]] * 3
     positions = torch.rand(6, 3, generator=torch.Generator().manual_seed(6)) * 5
     edges = radius_graph(positions, 3.0, bounds=bounds, periodic=[True] * 3)
-    assert_same_edges(edges, brute_force_radius_graph(positions, 3.0, bounds=bounds, periodic=[True] * 3))
+    assert_same_edges(
+        edges, brute_force_radius_graph(positions, 3.0, bounds=bounds, periodic=[True] * 3)
+    )
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -113,7 +121,9 @@ def test_vesin_backend_used_on_cuda_matches_the_oracle(dim, periodic):
     bounds = [[0.0, 1.0]] * dim
     flags = None if periodic is None else [True] * dim
     edges = _vesin_pairs(positions, 0.1, _periodic_box(bounds, flags, dim))
-    assert_same_edges(edges, brute_force_radius_graph(positions, 0.1, bounds=bounds, periodic=flags))
+    assert_same_edges(
+        edges, brute_force_radius_graph(positions, 0.1, bounds=bounds, periodic=flags)
+    )
     assert torch.equal(edges, _vesin_pairs(positions, 0.1, _periodic_box(bounds, flags, dim)))
 
 

@@ -10,9 +10,17 @@ from gnsim.baselines import constant_velocity_gravity_rollout, constant_velocity
 from gnsim.metrics import aggregate, evaluate_rollout
 from viz.plot import main, mean_curve, smooth
 
-METADATA = {"dim": 2, "dt": 0.01, "bounds": [[0.0, 1.0], [0.0, 1.0]], "default_connectivity_radius": 0.05,
-            "gravity": [0.0, -9.81], "acc_mean": [0.0, 0.0], "vel_mean": [0, 0], "vel_std": [1, 1],
-            "acc_std": [1, 1]}
+METADATA = {
+    "dim": 2,
+    "dt": 0.01,
+    "bounds": [[0.0, 1.0], [0.0, 1.0]],
+    "default_connectivity_radius": 0.05,
+    "gravity": [0.0, -9.81],
+    "acc_mean": [0.0, 0.0],
+    "vel_mean": [0, 0],
+    "vel_std": [1, 1],
+    "acc_std": [1, 1],
+}
 
 
 def thrown_particles(frames=40, seed=0):
@@ -29,17 +37,27 @@ def write_run(folder):
     folder.mkdir()
     lines = [{"step": s, "loss": float(1.0 / (1 + s) + 0.01)} for s in range(0, 200, 10)]
     for record in lines[::5]:
-        record.update(valid_one_step_mse=record["loss"] * 1e-4, valid_rollout_mse=record["loss"] * 1e-2)
+        record.update(
+            valid_one_step_mse=record["loss"] * 1e-4, valid_rollout_mse=record["loss"] * 1e-2
+        )
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     (folder / "rollouts").mkdir()
     methods = {"constant_velocity": [], "constant_velocity_gravity": []}
     for seed in range(2):
         truth, particle_type = thrown_particles(seed=seed)
-        for name, predicted in (("constant_velocity", constant_velocity_rollout(truth, particle_type)),
-                                ("constant_velocity_gravity",
-                                 constant_velocity_gravity_rollout(truth, particle_type, METADATA))):
-            methods[name].append(evaluate_rollout(predicted, truth, particle_type, METADATA, sinkhorn_stride=8))
-    metrics = {name: {"aggregate": aggregate(runs), "trajectories": runs} for name, runs in methods.items()}
+        for name, predicted in (
+            ("constant_velocity", constant_velocity_rollout(truth, particle_type)),
+            (
+                "constant_velocity_gravity",
+                constant_velocity_gravity_rollout(truth, particle_type, METADATA),
+            ),
+        ):
+            methods[name].append(
+                evaluate_rollout(predicted, truth, particle_type, METADATA, sinkhorn_stride=8)
+            )
+    metrics = {
+        name: {"aggregate": aggregate(runs), "trajectories": runs} for name, runs in methods.items()
+    }
     (folder / "rollouts" / "metrics.json").write_text(json.dumps(metrics))
     return folder, metrics
 
@@ -62,7 +80,9 @@ def test_plot_writes_both_figures(tmp_path, capsys):
     for path in (folder / "training_curves.png", folder / "rollouts" / "error_vs_time.png"):
         image = np.asarray(Image.open(path).convert("RGB"))
         assert image.shape[0] > 300 and image.shape[1] > 600
-        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 20  # lines, text and axes, not a blank page
+        assert (
+            len(np.unique(image.reshape(-1, 3), axis=0)) > 20
+        )  # lines, text and axes, not a blank page
 
 
 def test_smooth_is_a_trailing_running_mean():

@@ -33,10 +33,25 @@ def write_rollout(folder, dim: int):
     """A rollout file as training.rollout writes it: the constant-velocity baseline as `position`."""
     truth, particle_type = falling_block(dim)
     zeros = [0.0] * dim
-    with DatasetWriter(folder, dim=dim, dt=DT, bounds=[[0.0, 1.0]] * dim, connectivity_radius=0.1,
-                       metadata={"vel_mean": zeros, "vel_std": [1.0] * dim, "acc_mean": zeros,
-                                 "acc_std": [1.0] * dim}) as writer:
-        writer.add("test", constant_velocity_rollout(truth, particle_type), particle_type, ground_truth=truth)
+    with DatasetWriter(
+        folder,
+        dim=dim,
+        dt=DT,
+        bounds=[[0.0, 1.0]] * dim,
+        connectivity_radius=0.1,
+        metadata={
+            "vel_mean": zeros,
+            "vel_std": [1.0] * dim,
+            "acc_mean": zeros,
+            "acc_std": [1.0] * dim,
+        },
+    ) as writer:
+        writer.add(
+            "test",
+            constant_velocity_rollout(truth, particle_type),
+            particle_type,
+            ground_truth=truth,
+        )
     return folder / "test.h5"
 
 
@@ -91,15 +106,28 @@ def test_png_contact_sheet_stacks_evenly_spaced_frames(rollout_2d, tmp_path):
     assert contact_sheet_frames(FRAMES, 3) == [0, 8, 15]
     sheet = np.asarray(Image.open(out).convert("RGB"))
     assert sheet.shape == (3 * PANEL, 2 * PANEL, 3)
-    rows = [sheet[k * PANEL:(k + 1) * PANEL] for k in range(3)]
+    rows = [sheet[k * PANEL : (k + 1) * PANEL] for k in range(3)]
     assert has_colour(rows[0], TYPE_COLORS[5]) and has_colour(rows[2], TYPE_COLORS[6])
     assert not np.array_equal(rows[0], rows[2])
 
 
 def test_color_by_error_replaces_type_colours_in_the_prediction_only(rollout_2d, tmp_path):
     out = tmp_path / "error.png"
-    assert main([str(rollout_2d), "--out", str(out), "--frames", "1", "--size", str(PANEL),
-                 "--color-by-error"]) == 0
+    assert (
+        main(
+            [
+                str(rollout_2d),
+                "--out",
+                str(out),
+                "--frames",
+                "1",
+                "--size",
+                str(PANEL),
+                "--color-by-error",
+            ]
+        )
+        == 0
+    )
     sheet = np.asarray(Image.open(out).convert("RGB"))
     assert has_colour(sheet[:, :PANEL], TYPE_COLORS[5])
     assert not has_colour(sheet[:, PANEL:], TYPE_COLORS[5])
@@ -119,12 +147,25 @@ def test_a_3d_rollout_renders_off_screen_with_a_moving_camera(tmp_path):
 
 def test_a_dataset_file_renders_one_panel(tmp_path):
     truth, particle_type = falling_block(2)
-    with DatasetWriter(tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2,
-                       connectivity_radius=0.1) as writer:
+    with DatasetWriter(
+        tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2, connectivity_radius=0.1
+    ) as writer:
         writer.add("train", truth, particle_type)
     out = tmp_path / "train.png"
-    assert main([str(tmp_path / "data" / "train.h5"), "--out", str(out), "--frames", "2",
-                 "--size", str(PANEL)]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "data" / "train.h5"),
+                "--out",
+                str(out),
+                "--frames",
+                "2",
+                "--size",
+                str(PANEL),
+            ]
+        )
+        == 0
+    )
     sheet = np.asarray(Image.open(out).convert("RGB"))
     assert sheet.shape == (PANEL, 2 * PANEL, 3)  # two frames in one row
     assert has_colour(sheet, TYPE_COLORS[6])
@@ -135,7 +176,9 @@ def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     assert main([str(rollout_2d), "--trajectory", "3"]) == 2
     assert main([str(rollout_2d), "--out", str(tmp_path / "x.avi")]) == 2
     truth, particle_type = falling_block(2)
-    with DatasetWriter(tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2, connectivity_radius=0.1) as writer:
+    with DatasetWriter(
+        tmp_path / "data", dim=2, dt=DT, bounds=[[0.0, 1.0]] * 2, connectivity_radius=0.1
+    ) as writer:
         writer.add("train", truth, particle_type)
     assert main([str(tmp_path / "data" / "train.h5"), "--color-by-error"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()

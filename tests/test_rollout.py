@@ -19,8 +19,12 @@ def trained_run(tmp_path_factory, falling_blocks):
     return run
 
 
-def test_rollout_file_is_a_dataset_with_ground_truth_and_kinematic_particles_on_it(trained_run, falling_blocks):
-    metrics = evaluate(trained_run, trained_run / "checkpoints" / "last.pt", falling_blocks, "valid", steps=10)
+def test_rollout_file_is_a_dataset_with_ground_truth_and_kinematic_particles_on_it(
+    trained_run, falling_blocks
+):
+    metrics = evaluate(
+        trained_run, trained_run / "checkpoints" / "last.pt", falling_blocks, "valid", steps=10
+    )
     rollouts = TrajectoryFile(trained_run / "rollouts" / "valid.h5")
     truth = TrajectoryFile(f"{falling_blocks}/valid.h5")[0]
     predicted = rollouts[0]
@@ -35,20 +39,33 @@ def test_rollout_file_is_a_dataset_with_ground_truth_and_kinematic_particles_on_
     saved = json.loads((trained_run / "rollouts" / "metrics.json").read_text())
     assert set(saved["methods"]) == {"model", "constant_velocity", "constant_velocity_gravity"}
     model = saved["methods"]["model"]
-    assert model["aggregate"]["trajectories"] == 1 and len(model["trajectories"][0]["position_mse_over_time"]) == 16
+    assert (
+        model["aggregate"]["trajectories"] == 1
+        and len(model["trajectories"][0]["position_mse_over_time"]) == 16
+    )
     # The stored curve is the MSE of the stored rollout, over the non-boundary particles.
-    error = ((predicted.position - truth.position[:16])[:, ~boundary].astype(np.float64) ** 2).mean(axis=(1, 2))
+    error = ((predicted.position - truth.position[:16])[:, ~boundary].astype(np.float64) ** 2).mean(
+        axis=(1, 2)
+    )
     np.testing.assert_allclose(model["trajectories"][0]["position_mse_over_time"], error, rtol=1e-6)
     assert metrics["constant_velocity_mse_over_model_mse"] == pytest.approx(
-        saved["methods"]["constant_velocity"]["aggregate"]["mse_rollout"] / model["aggregate"]["mse_rollout"])
+        saved["methods"]["constant_velocity"]["aggregate"]["mse_rollout"]
+        / model["aggregate"]["mse_rollout"]
+    )
 
 
-def test_a_rollout_that_blows_up_is_reported_with_its_frame_and_still_written(trained_run, falling_blocks):
+def test_a_rollout_that_blows_up_is_reported_with_its_frame_and_still_written(
+    trained_run, falling_blocks
+):
     checkpoint = torch.load(trained_run / "checkpoints" / "last.pt", weights_only=True)
-    bias = next(key for key in reversed(checkpoint["model"]) if key.endswith("bias"))  # the decoder's output
+    bias = next(
+        key for key in reversed(checkpoint["model"]) if key.endswith("bias")
+    )  # the decoder's output
     checkpoint["model"][bias] = torch.full_like(checkpoint["model"][bias], float("nan"))
     torch.save(checkpoint, trained_run / "checkpoints" / "broken.pt")
-    metrics = evaluate(trained_run, trained_run / "checkpoints" / "broken.pt", falling_blocks, "valid", steps=8)
+    metrics = evaluate(
+        trained_run, trained_run / "checkpoints" / "broken.pt", falling_blocks, "valid", steps=8
+    )
     assert metrics["methods"]["model"]["trajectories"][0]["blow_up_frame"] == 6
     assert metrics["methods"]["model"]["aggregate"]["blow_ups"] == 1
     stored = TrajectoryFile(trained_run / "rollouts" / "valid.h5")[0]
@@ -73,15 +90,21 @@ def test_cli_prints_the_table_with_baselines(trained_run, falling_blocks, capsys
     assert "constant velocity / model" in out
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ([], "give a RUN_DIR or --checkpoint FILE"),
-    (["{run}", "--steps", "0"], "--steps must be at least 1, got 0"),
-    (["{run}", "--steps", "500"], "has fewer than 506 frames for --steps 500"),
-    (["{run}", "--checkpoint", "{run}/nothing.pt"], "nothing.pt: checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ([], "give a RUN_DIR or --checkpoint FILE"),
+        (["{run}", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["{run}", "--steps", "500"], "has fewer than 506 frames for --steps 500"),
+        (["{run}", "--checkpoint", "{run}/nothing.pt"], "nothing.pt: checkpoint not found"),
+    ],
+)
 def test_bad_input_is_one_line(trained_run, falling_blocks, capsys, arguments, message):
     with pytest.raises(SystemExit) as exit_code:
-        main([a.format(run=trained_run) for a in arguments] + ["--data", falling_blocks, "--split", "valid"])
+        main(
+            [a.format(run=trained_run) for a in arguments]
+            + ["--data", falling_blocks, "--split", "valid"]
+        )
     assert exit_code.value.code == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1

@@ -15,10 +15,19 @@ from simulators import SceneError, SimulationError, load_scene, parse_scene, sim
 from simulators.generate import generate, main
 from simulators.recipes import RECIPES
 
-ISSUE_SCENE = {"dim": 2, "domain": [[0, 0], [0.6, 0.2]], "particle_spacing": 0.002,
-               "frames": 100, "frame_dt": 0.002, "walls": "slip", "gravity": [0, -9.81],
-               "blocks": [{"material": "water", "box": [[0, 0], [0.057, 0.114]], "velocity": [0, 0], "params": {}}],
-               "obstacles": []}
+ISSUE_SCENE = {
+    "dim": 2,
+    "domain": [[0, 0], [0.6, 0.2]],
+    "particle_spacing": 0.002,
+    "frames": 100,
+    "frame_dt": 0.002,
+    "walls": "slip",
+    "gravity": [0, -9.81],
+    "blocks": [
+        {"material": "water", "box": [[0, 0], [0.057, 0.114]], "velocity": [0, 0], "params": {}}
+    ],
+    "obstacles": [],
+}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,20 +39,42 @@ def small(scene: dict, **changes) -> dict:
 # Scenes
 
 
-@pytest.mark.parametrize("change, key", [
-    ({"dim": 4}, "scene.dim"),
-    ({"domain": [[0, 0], [0.6]]}, "scene.domain[1]"),
-    ({"particle_spacing": -1}, "scene.particle_spacing"),
-    ({"frames": 1}, "scene.frames"),
-    ({"walls": "bouncy"}, "scene.walls"),
-    ({"blocks": [{"material": "lava", "box": [[0, 0], [0.1, 0.1]]}]}, "scene.blocks[0].material"),
-    ({"blocks": [{"material": "sand", "box": [[0, 0], [0.1, 0.1]], "params": {"friction_angle": 95}}]},
-     "scene.blocks[0].params.friction_angle"),
-    ({"blocks": [{"material": "water", "box": [[0, 0], [0.1, 0.1]], "params": {"viscosty": 1}}]},
-     "scene.blocks[0].params: unknown key 'viscosty'"),
-    ({"obstacles": [{"ramp": [[0.1, 0.1], [0.1, 0.1]]}]}, "scene.obstacles[0].ramp"),
-    ({"gravity": [0, "down"]}, "scene.gravity[1]"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"dim": 4}, "scene.dim"),
+        ({"domain": [[0, 0], [0.6]]}, "scene.domain[1]"),
+        ({"particle_spacing": -1}, "scene.particle_spacing"),
+        ({"frames": 1}, "scene.frames"),
+        ({"walls": "bouncy"}, "scene.walls"),
+        (
+            {"blocks": [{"material": "lava", "box": [[0, 0], [0.1, 0.1]]}]},
+            "scene.blocks[0].material",
+        ),
+        (
+            {
+                "blocks": [
+                    {
+                        "material": "sand",
+                        "box": [[0, 0], [0.1, 0.1]],
+                        "params": {"friction_angle": 95},
+                    }
+                ]
+            },
+            "scene.blocks[0].params.friction_angle",
+        ),
+        (
+            {
+                "blocks": [
+                    {"material": "water", "box": [[0, 0], [0.1, 0.1]], "params": {"viscosty": 1}}
+                ]
+            },
+            "scene.blocks[0].params: unknown key 'viscosty'",
+        ),
+        ({"obstacles": [{"ramp": [[0.1, 0.1], [0.1, 0.1]]}]}, "scene.obstacles[0].ramp"),
+        ({"gravity": [0, "down"]}, "scene.gravity[1]"),
+    ],
+)
 def test_scene_errors_name_the_key(change, key):
     with pytest.raises(SceneError, match=key.replace("[", r"\[").replace("]", r"\]")):
         parse_scene({**ISSUE_SCENE, **change})
@@ -74,13 +105,22 @@ def test_simulate_returns_float32_positions_and_gns_types():
     assert position.shape == (8, 10 * 19, 2) and position.dtype == np.float32
     assert particle_type.dtype == np.int64 and set(particle_type) == {5}
     assert position[-1, :, 1].mean() < position[0, :, 1].mean()  # it falls
-    assert np.all(position >= 0) and np.all(position[..., 0] <= 0.6) and np.all(position[..., 1] <= 0.2)
+    assert (
+        np.all(position >= 0)
+        and np.all(position[..., 0] <= 0.6)
+        and np.all(position[..., 1] <= 0.2)
+    )
 
 
 def test_obstacles_and_walls_appear_as_static_boundary_particles():
-    scene = small(ISSUE_SCENE, obstacles=[{"ramp": [[0.2, 0.05], [0.4, 0.02]], "thickness": 0.02},
-                                          {"cylinder": {"center": [0.5, 0.1], "radius": 0.03}},
-                                          {"box": [[0.1, 0.0], [0.15, 0.03]]}])
+    scene = small(
+        ISSUE_SCENE,
+        obstacles=[
+            {"ramp": [[0.2, 0.05], [0.4, 0.02]], "thickness": 0.02},
+            {"cylinder": {"center": [0.5, 0.1], "radius": 0.03}},
+            {"box": [[0.1, 0.0], [0.15, 0.03]]},
+        ],
+    )
     position, particle_type = simulate(scene, device="cpu")
     boundary = particle_type == 3
     walls_only, _ = simulate(small(ISSUE_SCENE, boundary_particles="walls"), device="cpu")
@@ -96,16 +136,35 @@ def test_same_scene_gives_identical_positions():
 
 
 def test_mixture_and_3d_scenes_run():
-    mixture = small(ISSUE_SCENE, blocks=[
-        {"material": "water", "box": [[0, 0], [0.05, 0.1]]},
-        {"material": "sand", "box": [[0.05, 0], [0.1, 0.05]], "params": {"friction_angle": 35, "cohesion": 50}},
-        {"material": "goop", "sphere": {"center": [0.2, 0.1], "radius": 0.03}, "velocity": [0, -1]}],
-        boundary_particles="none")
+    mixture = small(
+        ISSUE_SCENE,
+        blocks=[
+            {"material": "water", "box": [[0, 0], [0.05, 0.1]]},
+            {
+                "material": "sand",
+                "box": [[0.05, 0], [0.1, 0.05]],
+                "params": {"friction_angle": 35, "cohesion": 50},
+            },
+            {
+                "material": "goop",
+                "sphere": {"center": [0.2, 0.1], "radius": 0.03},
+                "velocity": [0, -1],
+            },
+        ],
+        boundary_particles="none",
+    )
     position, particle_type = simulate(mixture, device="cpu")
     assert set(particle_type) == {5, 6, 7} and np.isfinite(position).all()
-    cube = {"dim": 3, "domain": [[0, 0, 0], [0.2, 0.2, 0.2]], "particle_spacing": 0.01, "frames": 6,
-            "frame_dt": 0.005, "blocks": [{"material": "sand", "box": [[0.05, 0.05, 0.05], [0.1, 0.1, 0.1]]}],
-            "obstacles": [{"cylinder": {"center": [0.15, 0.05, 0.1], "radius": 0.02}}], "boundary_particles": "none"}
+    cube = {
+        "dim": 3,
+        "domain": [[0, 0, 0], [0.2, 0.2, 0.2]],
+        "particle_spacing": 0.01,
+        "frames": 6,
+        "frame_dt": 0.005,
+        "blocks": [{"material": "sand", "box": [[0.05, 0.05, 0.05], [0.1, 0.1, 0.1]]}],
+        "obstacles": [{"cylinder": {"center": [0.15, 0.05, 0.1], "radius": 0.02}}],
+        "boundary_particles": "none",
+    }
     position, particle_type = simulate(cube, device="cpu")
     assert position.shape == (6, 125, 3) and position[-1, :, 1].mean() < position[0, :, 1].mean()
 
@@ -121,39 +180,80 @@ def test_instability_names_the_frame_and_a_cause():
 
 
 def test_generated_dataset_is_accepted_by_the_gnsim_reader(tmp_path):
-    generate("water", tmp_path / "water", splits={"train": 2, "valid": 1, "test": 1}, frames=10, device="cpu")
+    generate(
+        "water",
+        tmp_path / "water",
+        splits={"train": 2, "valid": 1, "test": 1},
+        frames=10,
+        device="cpu",
+    )
     metadata = validate(tmp_path / "water")
     assert metadata["dim"] == 2 and metadata["sequence_length"] == 9 and metadata["dt"] == 0.0025
     # About 10 particles across the connectivity diameter.
-    assert metadata["default_connectivity_radius"] * 2 / metadata["particle_spacing"] == pytest.approx(10)
-    assert metadata["gravity"] == [0.0, -9.81]  # read by the constant-velocity-plus-gravity baseline
+    assert metadata["default_connectivity_radius"] * 2 / metadata[
+        "particle_spacing"
+    ] == pytest.approx(10)
+    assert metadata["gravity"] == [
+        0.0,
+        -9.81,
+    ]  # read by the constant-velocity-plus-gravity baseline
     trajectory = split_file(tmp_path / "water", "train")[0]
     assert 250 <= trajectory.position.shape[1] <= 600
     assert sorted(p.name for p in (tmp_path / "water").iterdir()) == [
-        "metadata.json", "test.h5", "train.h5", "valid.h5"]
+        "metadata.json",
+        "test.h5",
+        "train.h5",
+        "valid.h5",
+    ]
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
     for name in ("a", "b"):
-        generate("multi-material", tmp_path / name, splits={"train": 2, "valid": 0, "test": 0}, frames=8,
-                 seed=7, device="cpu")
+        generate(
+            "multi-material",
+            tmp_path / name,
+            splits={"train": 2, "valid": 0, "test": 0},
+            frames=8,
+            seed=7,
+            device="cpu",
+        )
     assert (tmp_path / "a/train.h5").read_bytes() == (tmp_path / "b/train.h5").read_bytes()
-    assert (tmp_path / "a/metadata.json").read_bytes() == (tmp_path / "b/metadata.json").read_bytes()
-    generate("multi-material", tmp_path / "c", splits={"train": 2, "valid": 0, "test": 0}, frames=8,
-             seed=8, device="cpu")
+    assert (tmp_path / "a/metadata.json").read_bytes() == (
+        tmp_path / "b/metadata.json"
+    ).read_bytes()
+    generate(
+        "multi-material",
+        tmp_path / "c",
+        splits={"train": 2, "valid": 0, "test": 0},
+        frames=8,
+        seed=8,
+        device="cpu",
+    )
     assert (tmp_path / "a/train.h5").read_bytes() != (tmp_path / "c/train.h5").read_bytes()
 
 
 def test_shards_assemble_into_the_unsharded_dataset(tmp_path):
-    options = {"splits": {"train": 3, "valid": 1, "test": 1}, "frames": 8, "seed": 3, "device": "cpu"}
+    options = {
+        "splits": {"train": 3, "valid": 1, "test": 1},
+        "frames": 8,
+        "seed": 3,
+        "device": "cpu",
+    }
     generate("sand-ramps", tmp_path / "whole", **options)
     for k in (1, 0):  # any order; the last one to finish assembles
         generate("sand-ramps", tmp_path / "sharded", shard=(k, 2), **options)
     assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == [
-        "metadata.json", "test.h5", "train.h5", "valid.h5"]
+        "metadata.json",
+        "test.h5",
+        "train.h5",
+        "valid.h5",
+    ]
     assert read_metadata(tmp_path / "sharded") == read_metadata(tmp_path / "whole")
     for split in ("train", "valid", "test"):
-        whole, sharded = split_file(tmp_path / "whole", split), split_file(tmp_path / "sharded", split)
+        whole, sharded = (
+            split_file(tmp_path / "whole", split),
+            split_file(tmp_path / "sharded", split),
+        )
         assert len(whole) == len(sharded)
         for k in range(len(whole)):
             assert np.array_equal(whole[k].position, sharded[k].position)
@@ -166,22 +266,32 @@ def test_every_recipe_builds_a_valid_scene(name):
     scene = parse_scene(RECIPES[name].scene(rng, "small", frames=8))
     assert scene.dim == RECIPES[name].dim
     _, particle_type = simulate(
-        {**scene.source, "frames": 3} if scene.dim == 2 else {**scene.source, "frames": 2}, device="cpu")
+        {**scene.source, "frames": 3} if scene.dim == 2 else {**scene.source, "frames": 2},
+        device="cpu",
+    )
     count = (particle_type != 3).sum()
     low, high = RECIPES[name].sizes["small"].particles
     assert 0.8 * low <= count <= 1.1 * high, count
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "simulators.generate", *args], cwd=cwd,
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "simulators.generate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_cli_lists_recipes_and_rejects_mistakes_in_one_line(tmp_path, capsys):
     listing = run_cli("--list")
     assert listing.returncode == 0 and all(name in listing.stdout for name in RECIPES)
     assert main(["lava"]) == 2
-    assert capsys.readouterr().err.strip() == "error: unknown recipe 'lava' (known: " + ", ".join(RECIPES) + ")"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: unknown recipe 'lava' (known: " + ", ".join(RECIPES) + ")"
+    )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**ISSUE_SCENE, "walls": "bouncy"}))
     assert main(["--scene", str(bad), "--out", str(tmp_path / "out")]) == 2
@@ -199,7 +309,10 @@ def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_pat
     assert read_metadata(tmp_path / "dam")["scene"]["domain"] == ISSUE_SCENE["domain"]
     unstable = tmp_path / "unstable.json"
     unstable.write_text(json.dumps(small(ISSUE_SCENE, frame_dt=0.1, substeps=1)))
-    assert main(["--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu"]) == 1
+    assert (
+        main(["--scene", str(unstable), "--out", str(tmp_path / "unstable"), "--device", "cpu"])
+        == 1
+    )
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: train trajectory 00000, frame ") and "likely cause" in error
     assert len(error.splitlines()) == 1
@@ -208,8 +321,23 @@ def test_cli_scene_writes_one_trajectory_and_unstable_runs_leave_nothing(tmp_pat
 
 def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
     out = tmp_path / "water"
-    run = subprocess.Popen([sys.executable, "-m", "simulators.generate", "water", "--out", str(out),
-                            "--device", "cpu", "--num-train", "50"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulators.generate",
+            "water",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--num-train",
+            "50",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not list(out.glob(".train.h5.partial-*")):  # until the first trajectory is being written
         assert time.monotonic() < deadline and run.poll() is None, "no trajectory written"
@@ -217,9 +345,29 @@ def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 130
     assert list(out.iterdir()) == []
-    (out / ".train.h5.partial-99999999").write_bytes(b"left by a killed run")  # SIGKILL leaves these
-    assert main(["water", "--out", str(out), "--device", "cpu", "--num-train", "1", "--num-valid", "0",
-                 "--num-test", "0", "--frames", "8"]) == 0
+    (out / ".train.h5.partial-99999999").write_bytes(
+        b"left by a killed run"
+    )  # SIGKILL leaves these
+    assert (
+        main(
+            [
+                "water",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--num-train",
+                "1",
+                "--num-valid",
+                "0",
+                "--num-test",
+                "0",
+                "--frames",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "train.h5"]
 
 
@@ -239,7 +387,12 @@ def test_shard_comes_from_the_flag_or_torchrun(monkeypatch):
 
 
 def test_more_shards_than_trajectories_still_assemble(tmp_path):
-    options = {"splits": {"train": 1, "valid": 2, "test": 0}, "frames": 8, "seed": 5, "device": "cpu"}
+    options = {
+        "splits": {"train": 1, "valid": 2, "test": 0},
+        "frames": 8,
+        "seed": 5,
+        "device": "cpu",
+    }
     for k in range(3):  # shard 1 holds only a validation trajectory, shard 2 nothing
         generate("goop", tmp_path / "sharded", shard=(k, 3), **options)
     generate("goop", tmp_path / "whole", **options)

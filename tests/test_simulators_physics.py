@@ -20,8 +20,17 @@ GRAVITY = 9.81
 
 
 def scene(blocks, domain, spacing, frames, frame_dt, walls="slip", **extra):
-    return {"dim": len(domain[0]), "domain": domain, "particle_spacing": spacing, "frames": frames,
-            "frame_dt": frame_dt, "walls": walls, "blocks": blocks, "boundary_particles": "none", **extra}
+    return {
+        "dim": len(domain[0]),
+        "domain": domain,
+        "particle_spacing": spacing,
+        "frames": frames,
+        "frame_dt": frame_dt,
+        "walls": walls,
+        "blocks": blocks,
+        "boundary_particles": "none",
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,10 +40,18 @@ def scene(blocks, domain, spacing, frames, frame_dt, walls="slip", **extra):
 def test_mass_is_conserved_exactly_through_every_transfer():
     """Particle masses never change, and each P2G deposits exactly the particles' total mass on the
     grid (quadratic B-spline weights sum to one), also for a water-sand-goop mixture."""
-    blocks = [{"material": "water", "box": [[0.02, 0.02], [0.08, 0.1]], "velocity": [1.0, 0.0]},
-              {"material": "sand", "box": [[0.1, 0.02], [0.16, 0.08]]},
-              {"material": "goop", "sphere": {"center": [0.2, 0.1], "radius": 0.03}, "velocity": [-1.0, 0.5]}]
-    solver, _, dt, substeps = build_solver(parse_scene(scene(blocks, [[0, 0], [0.25, 0.2]], 0.004, 2, 0.005)))
+    blocks = [
+        {"material": "water", "box": [[0.02, 0.02], [0.08, 0.1]], "velocity": [1.0, 0.0]},
+        {"material": "sand", "box": [[0.1, 0.02], [0.16, 0.08]]},
+        {
+            "material": "goop",
+            "sphere": {"center": [0.2, 0.1], "radius": 0.03},
+            "velocity": [-1.0, 0.5],
+        },
+    ]
+    solver, _, dt, substeps = build_solver(
+        parse_scene(scene(blocks, [[0, 0], [0.25, 0.2]], 0.004, 2, 0.005))
+    )
     mass = solver.mass.numpy().copy()
     total = mass.astype(np.float64).sum()
     for _ in range(5 * substeps):
@@ -68,8 +85,11 @@ def water_column_at_rest(spacing: float, seconds: float = 0.4, dim: int = 2):
     y = solver.positions()[:, 1]
     pressure = np.mean(pressures, axis=0)
     layers = np.floor(y / (2 * spacing)).astype(int)
-    errors = [abs(pressure[layers == k].mean() - density * GRAVITY * (height - y[layers == k]).mean())
-              for k in range(1, layers.max()) if (layers == k).any()]  # the layer on the floor excluded
+    errors = [
+        abs(pressure[layers == k].mean() - density * GRAVITY * (height - y[layers == k]).mean())
+        for k in range(1, layers.max())
+        if (layers == k).any()
+    ]  # the layer on the floor excluded
     return max(speeds), max(errors) / (density * GRAVITY * height)
 
 
@@ -100,8 +120,17 @@ def test_water_column_at_rest_fine_resolution():
 
 # Martin & Moyce 1952, fig. 3, n^2 = 2, a = 2.25 in: T = t sqrt(2 g / a) and Z = front / a
 # (as digitised in PySPH's db_exp_data.py).
-MARTIN_MOYCE = np.array([[0.832, 1.217], [1.219, 1.474], [1.997, 2.292], [2.547, 2.995],
-                         [3.345, 4.134], [4.034, 4.944], [4.418, 5.881]])
+MARTIN_MOYCE = np.array(
+    [
+        [0.832, 1.217],
+        [1.219, 1.474],
+        [1.997, 2.292],
+        [2.547, 2.995],
+        [3.345, 4.134],
+        [4.034, 4.944],
+        [4.418, 5.881],
+    ]
+)
 COLUMN_WIDTH = 0.05715  # a = 2.25 in, column height 2a
 
 
@@ -109,8 +138,16 @@ def dam_break_front(spacing: float, last_T: float) -> tuple[np.ndarray, np.ndarr
     """Simulated Z at the experiment's T up to `last_T`, and the experiment's Z."""
     a, frame_dt = COLUMN_WIDTH, 0.0025
     frames = int(last_T / np.sqrt(2 * GRAVITY / a) / frame_dt) + 2
-    position, _ = simulate(scene([{"material": "water", "box": [[0, 0], [a, 2 * a]]}],
-                                 [[0, 0], [0.6, 0.15]], spacing, frames, frame_dt), device="cpu")
+    position, _ = simulate(
+        scene(
+            [{"material": "water", "box": [[0, 0], [a, 2 * a]]}],
+            [[0, 0], [0.6, 0.15]],
+            spacing,
+            frames,
+            frame_dt,
+        ),
+        device="cpu",
+    )
     T = np.arange(frames) * frame_dt * np.sqrt(2 * GRAVITY / a)
     Z = position[:, :, 0].max(axis=1) / a
     measured = MARTIN_MOYCE[MARTIN_MOYCE[:, 0] <= last_T]
@@ -128,21 +165,34 @@ def test_dam_break_surge_front_matches_martin_moyce_coarse():
 def test_dam_break_surge_front_matches_martin_moyce():
     """Front within 20% of the experiment up to T = 4.4 at 28 particles across the column."""
     simulated, measured = dam_break_front(0.002, 4.45)
-    assert np.all(np.abs(simulated / measured - 1) < 0.20), simulated / measured  # measured up to +0.18
+    assert np.all(np.abs(simulated / measured - 1) < 0.20), (
+        simulated / measured
+    )  # measured up to +0.18
 
 
 # ---------------------------------------------------------------------------------------------
 # Sand
 
 
-def column_collapse(aspect_ratio: float, spacing: float, length: float = 0.05) -> tuple[float, float]:
+def column_collapse(
+    aspect_ratio: float, spacing: float, length: float = 0.05
+) -> tuple[float, float]:
     """Normalised runout (L_f - L_i) / L_i and final height H_f / L_i of a 2D sand column of
     width L_i and height a L_i released against a wall onto a frictional floor."""
     height = aspect_ratio * length
     reach = length * (2 + 3 * aspect_ratio)
-    position, _ = simulate(scene([{"material": "sand", "box": [[0, 0], [length, height]]}],
-                                 [[0, 0], [reach, height + 0.02]], spacing, 61, 0.01,
-                                 walls="frictional", wall_friction=0.5), device="cpu")
+    position, _ = simulate(
+        scene(
+            [{"material": "sand", "box": [[0, 0], [length, height]]}],
+            [[0, 0], [reach, height + 0.02]],
+            spacing,
+            61,
+            0.01,
+            walls="frictional",
+            wall_friction=0.5,
+        ),
+        device="cpu",
+    )
     x = position[-1]
     # The deposit's front: the last column (2 spacings wide) still two particle layers deep.
     counts = np.bincount(np.floor(x[:, 0] / (2 * spacing)).astype(int))
@@ -183,10 +233,15 @@ def slope_displacement(friction_angle: float, slope_angle: float, spacing: float
     """Mean displacement over 0.4 s of a sand wedge with a free slope, relative to its height."""
     width = 0.2
     height = width * np.tan(np.radians(slope_angle))
-    block = {"material": "sand", "polygon": [[0, 0], [width, 0], [0, height]],
-             "params": {"friction_angle": friction_angle}}
-    position, _ = simulate(scene([block], [[0, 0], [0.5, height + 0.02]], spacing, 41, 0.01, walls="sticky"),
-                           device="cpu")
+    block = {
+        "material": "sand",
+        "polygon": [[0, 0], [width, 0], [0, height]],
+        "params": {"friction_angle": friction_angle},
+    }
+    position, _ = simulate(
+        scene([block], [[0, 0], [0.5, height + 0.02]], spacing, 41, 0.01, walls="sticky"),
+        device="cpu",
+    )
     return float(np.linalg.norm(position[-1] - position[0], axis=1).mean() / height)
 
 
@@ -208,8 +263,17 @@ def test_goop_keeps_its_shape_unlike_water():
     splashed drops do not count."""
     shapes = {}
     for material in ("goop", "water"):
-        position, _ = simulate(scene([{"material": material, "box": [[0.25, 0.05], [0.35, 0.15]]}],
-                                     [[0, 0], [0.6, 0.3]], 0.004, 61, 0.005, walls="sticky"), device="cpu")
+        position, _ = simulate(
+            scene(
+                [{"material": material, "box": [[0.25, 0.05], [0.35, 0.15]]}],
+                [[0, 0], [0.6, 0.3]],
+                0.004,
+                61,
+                0.005,
+                walls="sticky",
+            ),
+            device="cpu",
+        )
         x = position[-1]
         shapes[material] = (np.ptp(x[:, 0]), np.quantile(x[:, 1], 0.95))
     goop_width, goop_height = shapes["goop"]

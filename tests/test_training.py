@@ -13,6 +13,8 @@ from tests.conftest import write_dataset
 from training.config import load_config
 from training.train import main, train
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "connectivity_radius=null",
@@ -196,3 +198,15 @@ def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys, falling_
         ["--data", falling_blocks, "--out", str(tmp_path / "run"), "steps=many"], capsys
     )
     assert message == "error: config key 'steps' in the command line must be an integer, got 'many'"
+
+
+@pytest.mark.slow
+def test_quick_preset_learns_to_beat_the_mean_acceleration_baseline_on_small_water(tmp_path):
+    """The acceptance run: `simulators.generate water` (small), then the `quick` preset (minutes)."""
+    from simulators.generate import generate
+
+    data = generate("water", tmp_path / "water", size="small", device="cpu")
+    metrics = train(load_config("quick", ["tensorboard=false"]), data, tmp_path / "run")
+    best = parameters(tmp_path / "run", "best.pt")["best"]
+    print(json.dumps({"best_valid_rollout_mse": best, **metrics}))
+    assert best < 0.5 * metrics["baseline_valid_rollout_mse"]

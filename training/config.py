@@ -33,6 +33,7 @@ DEFAULTS: dict = {
     "init_from": None,  # checkpoint whose weights start a new run (fine-tuning)
     # data and compute
     "num_workers": 2,
+    "threads": None,  # torch CPU threads of the training process; None: torch's default
     "device": "auto",  # auto: CUDA when available
     "amp": "auto",  # auto: bf16 autocast on CUDA, float32 on CPU; or "bf16", "off"
     "compile": False,

@@ -1,4 +1,6 @@
-"""Train the GNS learned simulator: `python -m training.train [--config NAME_OR_YAML] [--data DIR] [--out RUN_DIR] [key=value ...]`.
+"""Train the GNS learned simulator on a dataset folder; checkpoints and metrics go to a run folder.
+
+`python -m training.train [--config NAME_OR_YAML] [--data DIR] [--out RUN_DIR] [key=value ...]`.
 
 One loop, top to bottom (after nanoGPT): load data and model, then step, evaluate, checkpoint.
 Distributed under `torchrun` (DDP; NCCL on GPU, gloo on CPU), with I/O on rank 0 only.
@@ -60,6 +62,8 @@ def train(
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(config["device"], local_rank)
     distributed = world_size > 1
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and autocast then use this rank's GPU
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
@@ -67,6 +71,8 @@ def train(
         raise TrainingError(
             f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
         )
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
     use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and device.type == "cuda")
     if device.type == "cuda":
         # TF32 matmuls: float32 range, tensor-core speed, ~1e-3 relative precision.
