@@ -1,6 +1,7 @@
 """training.rollout: learned rollouts written in the dataset format and scored against baselines."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -108,3 +109,21 @@ def test_bad_input_is_one_line(trained_run, falling_blocks, capsys, arguments, m
     assert exit_code.value.code == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+def test_the_real_lagrangebench_dataset_converts_trains_and_rolls_out(tmp_path, capsys):
+    # 3 Lennard-Jones particles in a periodic box of side 5 (shared/data, beside the checkout).
+    from tests.test_convert import LAGRANGEBENCH
+
+    source = tmp_path / "3D_LJ_3"
+    shutil.copytree(LAGRANGEBENCH, source)
+    run = tmp_path / "run"
+    train(tiny_config("steps=3"), source, run)  # the original folder: converted once, beside it
+    assert "converted the LagrangeBench dataset" in capsys.readouterr().err
+    metrics = evaluate(run, run / "checkpoints" / "last.pt", source, "test", steps=20)
+    assert "using" in capsys.readouterr().err  # the cache is reused, not converted again
+    model = metrics["methods"]["model"]["trajectories"][0]
+    assert model["blow_up_frame"] is None and model["mse_rollout"] is not None
+    rolled = TrajectoryFile(run / "rollouts" / "test.h5")[0].position
+    # The rollout wraps into the periodic box, as the data does.
+    assert rolled.shape == (26, 3, 3) and rolled.min() >= 0.0 and rolled.max() < 5.0

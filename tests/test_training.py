@@ -185,9 +185,10 @@ def test_a_trained_simulator_comes_back_from_its_checkpoint(tmp_path, falling_bl
     from training.train import simulator_from_checkpoint
 
     train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
-    simulator = simulator_from_checkpoint(
+    simulator, checkpoint = simulator_from_checkpoint(
         tmp_path / "run/checkpoints/last.pt", read_metadata(falling_blocks)
     )
+    assert checkpoint["step"] == 2 and not simulator.training
     saved = parameters(tmp_path / "run")["model"]
     assert simulator.config.latent_size == 16
     assert all(torch.equal(value, saved[name]) for name, value in simulator.state_dict().items())

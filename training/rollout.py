@@ -23,25 +23,12 @@ from tqdm.auto import tqdm
 
 from gnsim.baselines import baseline_predictions
 from gnsim.dataset import DatasetError, DatasetWriter, TrajectoryDataset, read_metadata, write_json_atomic
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.learned_simulator import LearnedSimulator
 from gnsim.metrics import aggregate, evaluate_rollout, format_table
 from gnsim.rollout import rollout
 from training.config import TrainingError
-from training.train import load_checkpoint, pick_device
+from training.train import dataset_folder, pick_device, simulator_from_checkpoint
 
-
-
-def load_simulator(checkpoint_path: Path, metadata: dict, device: torch.device) -> tuple[LearnedSimulator, dict]:
-    """The trained simulator of a checkpoint, on `device`, in eval mode; and the checkpoint."""
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f"{checkpoint_path}: checkpoint not found") from None
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
-        raise TrainingError(f"{checkpoint_path}: not a readable checkpoint ({str(error).splitlines()[0]})") from None
-    simulator = LearnedSimulator(SimulatorConfig.from_dict(checkpoint["model_config"]), metadata)
-    load_checkpoint(checkpoint_path, simulator, metadata)
-    return simulator.to(device).eval(), checkpoint
 
 
 @torch.inference_mode()
@@ -68,9 +55,11 @@ def evaluate(run_dir: Path, checkpoint_path: Path, data: Path, split: str = "tes
              trajectories: int | None = None, steps: int | None = None, device: str = "auto",
              batch_size: int = 4) -> dict:
     """Roll out, score, and write `run_dir/rollouts/{split}.h5` and `metrics.json`; returns the metrics."""
+    data = dataset_folder(data)
     metadata = read_metadata(data)
     device = pick_device(device)
-    simulator, checkpoint = load_simulator(checkpoint_path, metadata, device)
+    simulator, checkpoint = simulator_from_checkpoint(checkpoint_path, metadata)
+    simulator = simulator.to(device)
     input_frames = simulator.config.input_frames
     dataset = TrajectoryDataset(data, split, min_frames=input_frames + 1)
     count = len(dataset) if trajectories is None else min(trajectories, len(dataset))

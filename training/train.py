@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -26,6 +27,7 @@ import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
+from gnsim.convert import ensure_dataset
 from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, non_kinematic_mask
 from gnsim.rollout import rollout
@@ -82,6 +84,7 @@ def train(
     checkpoint_dir = out / "checkpoints"
 
     # ---- data ---------------------------------------------------------------------------------
+    data = dataset_folder(data, master, distributed)
     metadata = load_metadata(data)
     model_config = SimulatorConfig.from_dict(config)
     windows = WindowDataset(data, "train", model_config.input_frames)
@@ -392,16 +395,18 @@ def save_checkpoint(
     os.replace(temporary, path)
 
 
-def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> LearnedSimulator:
-    """The trained simulator of a checkpoint (its own model config), for rollouts and evaluation."""
+def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[LearnedSimulator, dict]:
+    """The trained simulator of a checkpoint (its own model config), in eval mode, and the checkpoint."""
     path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: checkpoint not found")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
-    except (OSError, RuntimeError, KeyError, EOFError) as error:
-        raise TrainingError(f"{path}: not a readable checkpoint ({error})") from None
+    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as error:
+        raise TrainingError(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})") from None
     simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
-    load_checkpoint(path, simulator, metadata)
-    return simulator.eval()
+    checkpoint = load_checkpoint(path, simulator, metadata)
+    return simulator.eval(), checkpoint
 
 
 def load_checkpoint(
@@ -485,6 +490,20 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested but CUDA is not available")
     return device
+
+
+def dataset_folder(data, master: bool = True, distributed: bool = False) -> Path:
+    """`data` itself, or, for a dataset in another format, its conversion (made once, by rank 0)."""
+    if not Path(data).is_dir():
+        return Path(data)  # load_metadata names what is missing
+    try:
+        if master:
+            data = ensure_dataset(data)
+        if distributed:
+            dist.barrier()  # the other ranks find rank 0's conversion
+        return data if master else ensure_dataset(data)
+    except DatasetError as error:
+        raise TrainingError(f"no usable dataset at {data} ({error})") from None
 
 
 def load_metadata(data) -> dict:
