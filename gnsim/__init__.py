@@ -17,7 +17,17 @@ from gnsim.dataset import (
 from gnsim.neighbors import radius_graph
 
 __all__ = [
-    "INPUT_FRAMES", "KINEMATIC_PARTICLE", "PARTICLE_TYPES", "DatasetError", "DatasetWriter",
-    "Trajectory", "TrajectoryDataset", "TrajectoryFile", "WindowDataset", "read_metadata",
-    "split_file", "validate", "radius_graph",
+    "INPUT_FRAMES",
+    "KINEMATIC_PARTICLE",
+    "PARTICLE_TYPES",
+    "DatasetError",
+    "DatasetWriter",
+    "Trajectory",
+    "TrajectoryDataset",
+    "TrajectoryFile",
+    "WindowDataset",
+    "radius_graph",
+    "read_metadata",
+    "split_file",
+    "validate",
 ]

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import h5py
 import numpy as np
@@ -134,7 +135,7 @@ class DatasetWriter:
         self._counts: dict[str, int] = {}
         self._lengths: dict[str, set[int]] = {}
 
-    def __enter__(self) -> DatasetWriter:
+    def __enter__(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -204,18 +205,24 @@ def write_json_atomic(path: Path, content: dict) -> None:
 # Reading and validation
 
 
+def read_json(path: Path, required: tuple[str, ...] = (), needed_by: str = "") -> dict:
+    """A JSON object from `path`, with one-line errors for a missing file, bad JSON or a missing key."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found{f' ({needed_by} needs metadata.json)' if needed_by else ''}")
+    try:
+        content = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    missing = [key for key in required if key not in content]
+    if missing:
+        raise DatasetError(f"{path}: missing key {missing[0]!r}")
+    return content
+
+
 def read_metadata(folder: str | os.PathLike) -> dict:
     """Read and check `folder/metadata.json`."""
     path = Path(folder) / "metadata.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
-    if missing:
-        raise DatasetError(f"{path}: missing key {missing[0]!r}")
+    metadata = read_json(path, REQUIRED_METADATA)
     dim = metadata["dim"]
     if dim not in (2, 3):
         raise DatasetError(f"{path}: 'dim' must be 2 or 3, got {dim!r}")

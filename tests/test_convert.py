@@ -337,8 +337,8 @@ def test_unknown_format_and_missing_split_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "src/train.tfrecord").unlink()
     assert run_cli(capsys, tmp_path / "src", tmp_path / "dst") == (
         2,
-        f"error: {tmp_path / 'src/train.tfrecord'}: missing split 'train' "
-        "(found: valid.tfrecord, test.tfrecord)",
+        (f"error: {tmp_path / 'src/train.tfrecord'}: missing split 'train' "
+         "(found: valid.tfrecord, test.tfrecord)"),
     )
     assert_nothing_written(tmp_path)
 

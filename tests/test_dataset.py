@@ -123,12 +123,11 @@ def test_reader_works_in_dataloader_workers(dataset):
 
 
 def test_failed_writer_leaves_nothing_behind(tmp_path):
-    with pytest.raises(RuntimeError):
-        with DatasetWriter(
-            tmp_path, dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
-        ) as writer:
-            writer.add("train", *random_trajectory())
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), DatasetWriter(
+        tmp_path, dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
+    ) as writer:
+        writer.add("train", *random_trajectory())
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -287,9 +286,8 @@ def test_folder_without_training_split_keeps_the_given_statistics(tmp_path):
     )
     with pytest.raises(
         DatasetError, match=r"no training split was written, so metadata needs 'vel_mean'"
-    ):
-        with DatasetWriter(
-            tmp_path / "bare", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
-        ) as writer:
-            writer.add("test", position, particle_type)
+    ), DatasetWriter(
+        tmp_path / "bare", dim=2, dt=0.1, bounds=[[0, 1]] * 2, connectivity_radius=0.1
+    ) as writer:
+        writer.add("test", position, particle_type)
     assert list((tmp_path / "bare").iterdir()) == []

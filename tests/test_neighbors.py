@@ -1,11 +1,10 @@
 """gnsim.radius_graph against a brute-force O(N^2) oracle."""
 
-import numpy as np
 import pytest
 import torch
 
 from gnsim import radius_graph
-from gnsim.neighbors import _vesin_pairs, _periodic_box
+from gnsim.neighbors import _periodic_box, _vesin_pairs
 
 
 def brute_force_radius_graph(positions, radius, batch=None, loop=False, bounds=None, periodic=None):

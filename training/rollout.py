@@ -11,7 +11,6 @@ python -m training.rollout RUN_DIR [--checkpoint FILE] [--data DIR] [--split tes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from itertools import groupby
 from pathlib import Path
@@ -22,13 +21,18 @@ import yaml
 from tqdm.auto import tqdm
 
 from gnsim.baselines import baseline_predictions
-from gnsim.dataset import DatasetError, DatasetWriter, TrajectoryDataset, read_metadata, write_json_atomic
+from gnsim.dataset import (
+    DatasetError,
+    DatasetWriter,
+    TrajectoryDataset,
+    read_metadata,
+    write_json_atomic,
+)
 from gnsim.learned_simulator import LearnedSimulator
 from gnsim.metrics import aggregate, evaluate_rollout, format_table
 from gnsim.rollout import rollout
 from training.config import TrainingError
 from training.train import dataset_folder, pick_device, simulator_from_checkpoint
-
 
 
 @torch.inference_mode()

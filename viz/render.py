@@ -138,12 +138,12 @@ class Renderer:
                 mesh.point_data["error"] = np.zeros(int(mask.sum()), dtype=np.float32)
                 bar = {"title": "error (m)", "color": "black", "n_labels": 3, "fmt": "%.2g", "vertical": True,
                        "position_x": 0.86, "position_y": 0.2, "width": 0.06, "height": 0.6}
-                style = dict(scalars="error", cmap="viridis", clim=[0.0, self.error_scale],
-                             scalar_bar_args=bar)
+                style = {"scalars": "error", "cmap": "viridis", "clim": [0.0, self.error_scale],
+                             "scalar_bar_args": bar}
             else:
                 types = self.scene.particle_type[mask]
                 mesh.point_data["color"] = np.array([TYPE_COLORS[int(k)] for k in types], dtype=np.uint8)
-                style = dict(scalars="color", rgb=True)
+                style = {"scalars": "color", "rgb": True}
             boundary = group == "boundary"
             self.plotter.add_mesh(mesh, render_points_as_spheres=True,
                                   point_size=point_size * (0.6 if boundary else 1.0),
@@ -231,7 +231,7 @@ def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int
             images = [Image.fromarray(renderer.image(t)).quantize(256, dither=Image.Dither.NONE)
                       for t in tqdm(frames, desc="render", unit="frame", disable=None)]
             images[0].save(temporary, save_all=True, append_images=images[1:], loop=0,
-                           duration=max(int(round(1000 / fps)), 20), optimize=False)
+                           duration=max(round(1000 / fps), 20), optimize=False)
         else:
             import imageio.v2 as imageio
 
@@ -273,7 +273,7 @@ def interactive(scene: Scene, color_by_error: bool = False) -> None:
     """A pyvista window with a time slider over the frames."""
     renderer = Renderer(scene, color_by_error=color_by_error, off_screen=False)
     renderer.plotter.subplot(0, 0)
-    renderer.plotter.add_slider_widget(lambda value: renderer.update(int(round(value)), orbit=False),
+    renderer.plotter.add_slider_widget(lambda value: renderer.update(round(value), orbit=False),
                                        [0, scene.frames - 1], value=0, title="frame", fmt="%.0f",
                                        color="black")
     renderer.update(0, orbit=False)

@@ -8,7 +8,6 @@ particle ids (lagrangebench/utils.py NodeType) become GNS ids; the box may be pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import h5py
 import numpy as np
 
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
-from gnsim.dataset import DatasetError
+from gnsim.dataset import DatasetError, read_json
 
 SUFFIX = ".h5"
 # LagrangeBench NodeType -> GNS particle type: fluid -> water, both walls -> boundary (kinematic:
@@ -40,23 +39,11 @@ def map_particle_types(where: str, particle_type: np.ndarray) -> np.ndarray:
     return lookup[particle_type]
 
 
-def _metadata(folder: Path) -> dict:
-    path = folder / "metadata.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found (a LagrangeBench dataset needs metadata.json)")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    for key in ("dim", "dt", "bounds", "default_connectivity_radius"):
-        if key not in metadata:
-            raise DatasetError(f"{path}: missing key {key!r}")
-    return metadata
-
-
 def read(folder: Path) -> Source:
     """A LagrangeBench dataset as a stream of checked trajectories with GNS particle ids."""
-    metadata = _metadata(folder)
+    metadata = read_json(
+        folder / "metadata.json", ("dim", "dt", "bounds", "default_connectivity_radius"), "a LagrangeBench dataset"
+    )
     splits = available_splits(folder, SUFFIX)
     dim, most = metadata["dim"], metadata.get("num_particles_max")
 

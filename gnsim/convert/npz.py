@@ -13,7 +13,6 @@ npz trajectories are pickles: only convert files from sources you trust.
 
 from __future__ import annotations
 
-import json
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -22,22 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
-from gnsim.dataset import SPLITS, DatasetError, read_metadata, split_file, write_json_atomic
+from gnsim.dataset import (
+    SPLITS,
+    DatasetError,
+    read_json,
+    read_metadata,
+    split_file,
+    write_json_atomic,
+)
 
 SUFFIX = ".npz"
 LAYOUT_KEY = "gns_data"
 MATERIAL = "material_property"
-
-
-def _metadata(folder: Path) -> dict:
-    path = folder / "metadata.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found (a gns dataset needs metadata.json)")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    return metadata
 
 
 def _train_section(path: Path, metadata: dict) -> dict:
@@ -106,7 +101,7 @@ def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:
 
 def read(folder: Path) -> Source:
     """A gns npz dataset as a stream of checked trajectories."""
-    original = _metadata(folder)
+    original = read_json(folder / "metadata.json", needed_by="a gns dataset")
     metadata = _train_section(folder / "metadata.json", original)
     splits = available_splits(folder, SUFFIX)
     form: dict = {"names": {}}

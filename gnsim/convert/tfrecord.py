@@ -13,7 +13,6 @@ bytes per frame).
 
 from __future__ import annotations
 
-import json
 import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +24,14 @@ import numpy as np
 from gnsim.convert import sequence_example
 from gnsim.convert.sequence_example import BYTES, INT64, Feature, SequenceExample
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
-from gnsim.dataset import SPLITS, DatasetError, read_metadata, split_file, write_json_atomic
+from gnsim.dataset import (
+    SPLITS,
+    DatasetError,
+    read_json,
+    read_metadata,
+    split_file,
+    write_json_atomic,
+)
 
 SUFFIX = ".tfrecord"
 _MASK_DELTA = 0xA282EAD8
@@ -96,20 +102,6 @@ def frame_record(data: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # Reading a DeepMind dataset
-
-
-def _metadata(folder: Path) -> dict:
-    path = folder / "metadata.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found (a DeepMind dataset needs metadata.json)")
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    for key in ("dim", "dt", "bounds", "default_connectivity_radius", "sequence_length"):
-        if key not in metadata:
-            raise DatasetError(f"{path}: missing key {key!r}")
-    return metadata
 
 
 def _bytes(where: str, feature: Feature | None, name: str) -> bytes:
@@ -194,7 +186,9 @@ def decode_trajectory(where: str, record: bytes, metadata: dict) -> tuple[int, T
 
 def read(folder: Path) -> Source:
     """A DeepMind TFRecord dataset as a stream of checked trajectories."""
-    metadata = _metadata(folder)
+    metadata = read_json(
+        folder / "metadata.json", ("dim", "dt", "bounds", "default_connectivity_radius", "sequence_length"), "a DeepMind dataset"
+    )
     splits = available_splits(folder, SUFFIX)
     keys: dict[str, list[int]] = {}
 
