@@ -150,7 +150,13 @@ def measure_gnsim(
 
 
 def measure_peer(
-    python: str, runner: str, folder: Path, device: torch.device, steps: int, warmup: int
+    python: str,
+    runner: str,
+    folder: Path,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    threads: int,
 ) -> dict:
     """geoelements/gns's training step on the same files, via its runner in its own venv."""
     if not Path(python).is_file() or not Path(runner).is_file():
@@ -167,6 +173,8 @@ def measure_peer(
         str(warmup),
         "--device",
         device.type,
+        "--threads",
+        str(threads),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
     lines = [line for line in result.stdout.splitlines() if line.strip().startswith("{")]
@@ -185,6 +193,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both sides (default: torch's); on a loaded machine 1 can beat 2",
+    )
+    parser.add_argument(
         "--peer-python", default=PEER_PYTHON, help="python of the geoelements/gns venv"
     )
     parser.add_argument(
@@ -192,6 +206,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="gnsim-bench-") as temporary:
         folder = Path(temporary)
         trajectories, metadata = write_sample(folder, args.particles)
@@ -199,7 +215,13 @@ def main() -> None:
         ours = measure_gnsim(trajectories, metadata, device, args.steps, args.warmup)
         matmul = max(matmul, matmul_flops_per_s(device))  # best of before and after: less noise
         peer = measure_peer(
-            args.peer_python, args.peer_runner, folder, device, args.steps, args.warmup
+            args.peer_python,
+            args.peer_runner,
+            folder,
+            device,
+            args.steps,
+            args.warmup,
+            torch.get_num_threads(),
         )
     particles = sum(p.shape[1] for p in trajectories)
     steps_per_s = 1 / ours["seconds_per_step"]
