@@ -14,6 +14,7 @@ from gnsim.dataset import (
     split_file,
     validate,
 )
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.neighbors import radius_graph
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "PARTICLE_TYPES",
     "DatasetError",
     "DatasetWriter",
+    "LearnedSimulator",
+    "SimulatorConfig",
     "Trajectory",
     "TrajectoryDataset",
     "TrajectoryFile",
