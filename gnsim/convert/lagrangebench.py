@@ -82,16 +82,8 @@ def read(folder: Path) -> Source:
                 yield TrajectoryRecord(position, map_particle_types(where, particle_type), extras)
 
     kept = {key: value for key, value in metadata.items() if key not in STATISTICS + _RECOUNTED}
-    return Source(
-        format="lagrangebench",
-        folder=folder,
-        splits=splits,
-        dim=dim,
-        dt=metadata["dt"],
-        bounds=metadata["bounds"],
-        connectivity_radius=metadata["default_connectivity_radius"],
-        metadata=kept,
-        trajectories=trajectories,
+    return Source.from_metadata(
+        "lagrangebench", folder, splits, metadata, kept, trajectories,
         provenance=lambda: {
             "format": "lagrangebench",
             "metadata": metadata,

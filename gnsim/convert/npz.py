@@ -134,16 +134,8 @@ def read(folder: Path) -> Source:
             yield trajectory
 
     kept = {key: value for key, value in metadata.items() if key not in STATISTICS}
-    return Source(
-        format="npz",
-        folder=folder,
-        splits=splits,
-        dim=metadata["dim"],
-        dt=metadata["dt"],
-        bounds=metadata["bounds"],
-        connectivity_radius=metadata["default_connectivity_radius"],
-        metadata=kept,
-        trajectories=trajectories,
+    return Source.from_metadata(
+        "npz", folder, splits, metadata, kept, trajectories,
         provenance=lambda: {"format": "npz", "metadata": original, **form},
     )
 

@@ -38,6 +38,13 @@ class Source:
     ]  # split -> (count, stream)
     provenance: Callable[[], dict]  # what an export needs to give the data back as it came
 
+    @classmethod
+    def from_metadata(cls, format: str, folder: Path, splits: dict[str, Path], metadata: dict,
+                      kept: dict, trajectories: Callable, provenance: Callable[[], dict]) -> Source:
+        """A source whose writer arguments are the DeepMind keys of its `metadata`."""
+        return cls(format, folder, splits, int(metadata["dim"]), metadata["dt"], metadata["bounds"],
+                   metadata["default_connectivity_radius"], kept, trajectories, provenance)
+
 
 def available_splits(folder: Path, suffix: str) -> dict[str, Path]:
     """The split files present, in train/valid/test order; a missing training split is an error."""

@@ -211,18 +211,8 @@ def read(folder: Path) -> Source:
             **({"keys": unusual} if unusual else {}),
         }
 
-    return Source(
-        format="tfrecord",
-        folder=folder,
-        splits=splits,
-        dim=metadata["dim"],
-        dt=metadata["dt"],
-        bounds=metadata["bounds"],
-        connectivity_radius=metadata["default_connectivity_radius"],
-        metadata={key: value for key, value in metadata.items() if key not in STATISTICS},
-        trajectories=trajectories,
-        provenance=provenance,
-    )
+    kept = {key: value for key, value in metadata.items() if key not in STATISTICS}
+    return Source.from_metadata("tfrecord", folder, splits, metadata, kept, trajectories, provenance)
 
 
 # ---------------------------------------------------------------------------------------------
