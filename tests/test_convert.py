@@ -152,12 +152,13 @@ def deepmind_record(key, position, particle_type, step_context=None) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
-def write_tfrecord(path, records):
+def write_tfrecord(path, records, masked_crc=reference_masked_crc):
+    """TFRecord framing: length, its masked CRC-32C, data, its masked CRC-32C."""
     with open(path, "wb") as file:
         for data in records:
             length = struct.pack("<Q", len(data))
-            file.write(length + struct.pack("<I", reference_masked_crc(length)))
-            file.write(data + struct.pack("<I", reference_masked_crc(data)))
+            file.write(length + struct.pack("<I", masked_crc(length)))
+            file.write(data + struct.pack("<I", masked_crc(data)))
 
 
 def random_walk(frames, particles, dim):
