@@ -126,6 +126,24 @@ def test_vesin_backend_used_on_cuda_matches_the_oracle(dim, periodic):
     assert torch.equal(edges, _vesin_pairs(positions, 0.1, _periodic_box(bounds, flags, dim)))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("periodic", [None, True])
+def test_cuda_positions_give_the_oracle_edges_on_the_device(dim, periodic):
+    # On CUDA radius_graph searches with vesin-torch on the device, per graph of the batch.
+    pytest.importorskip("vesin_torch")
+    positions = torch.rand(700, dim, generator=torch.Generator().manual_seed(8))
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([300, 400]))
+    bounds = [[0.0, 1.0]] * dim
+    flags = None if periodic is None else [True] * dim
+    edges = radius_graph(positions.cuda(), 0.1, batch=batch.cuda(), bounds=bounds, periodic=flags)
+    assert edges.is_cuda
+    assert_same_edges(
+        edges.cpu(),
+        brute_force_radius_graph(positions, 0.1, batch=batch, bounds=bounds, periodic=flags),
+    )
+
+
 def test_bad_input_is_refused_with_a_message():
     with pytest.raises(ValueError, match=r"positions must be \[N, 2\] or \[N, 3\]"):
         radius_graph(torch.zeros(4), 0.1)
