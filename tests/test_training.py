@@ -42,7 +42,7 @@ def losses(run):
 
 
 def parameters(run, name="last.pt"):
-    return torch.load(Path(run) / "checkpoints" / name, weights_only=True)
+    return torch.load(Path(run) / "checkpoints" / name, weights_only=True, map_location="cpu")
 
 
 def test_one_step_model_overfits_a_tiny_dataset(tmp_path):
@@ -63,7 +63,8 @@ def test_one_step_model_overfits_a_tiny_dataset(tmp_path):
 
 
 def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path, falling_blocks):
-    config = tiny_config("steps=8", "checkpoint_every=4", "validate_every=4")
+    # On the CPU: CUDA's scatter-add atomics sum in a varying order, so two CUDA runs differ too.
+    config = tiny_config("steps=8", "checkpoint_every=4", "validate_every=4", "device=cpu")
     train(config, falling_blocks, tmp_path / "straight")
     train({**config, "steps": 4}, falling_blocks, tmp_path / "resumed")
     train(config, falling_blocks, tmp_path / "resumed", resume=True)
