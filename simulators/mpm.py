@@ -186,31 +186,35 @@ class MPMSolver:
         # Nodes on a wall count as inside it, whatever the float rounding of their position.
         self.lower3, self.upper3 = pad3(self.lower + 1e-3 * dx), pad3(self.upper - 1e-3 * dx)
         self.walls, self.wall_friction = int(walls), float(wall_friction)
-        self._launches, self._launch_dt = [], None
+        self._graph, self._graph_dt = None, None
 
     def substep(self, dt: float) -> None:
         """Advance every particle by dt: P2G, grid update, G2P."""
-        if dt != self._launch_dt:
-            self._launches, self._launch_dt = self._record_launches(dt), dt
-        self.grid_v.zero_()
-        self.grid_m.zero_()
-        for launch in self._launches:
-            launch.launch()
+        if dt != self._graph_dt:
+            self._graph, self._graph_dt = self._capture(dt), dt
+        wp.capture_launch(self._graph)
 
-    def _record_launches(self, dt: float) -> list:
-        # Recorded launches replay without re-packing their arguments: a tenth of a substep on CPU.
+    def _capture(self, dt: float) -> wp.Graph:
+        # One substep as a graph. Launched one by one on CUDA, Warp's deterministic atomics allocate
+        # sort buffers and read counters back to the host at every P2G, and Python packs every
+        # launch: a millisecond a substep. The graph keeps its buffers and replays without the host
+        # (on CPU, in C++).
         k, inv_dx, device = self.k, 1.0 / self.dx, self.device
-        return [
-            wp.launch(k.p2g, dim=len(self.x), device=device, record_cmd=True, inputs=[
+        for kernel in (k.p2g, k.grid_update, k.g2p):  # compiled outside the capture
+            wp.load_module(kernel.module, device=device)
+        with wp.ScopedCapture(device=device, force_module_load=False) as capture:
+            self.grid_v.zero_()
+            self.grid_m.zero_()
+            wp.launch(k.p2g, dim=len(self.x), device=device, inputs=[
                 self.x, self.v, self.C, self.F, self.mass, self.volume, self.material, self.materials,
-                self.origin, inv_dx, self.dx, self.strides, dt, self.grid_v, self.grid_m]),
-            wp.launch(k.grid_update, dim=self.num_nodes, device=device, record_cmd=True, inputs=[
+                self.origin, inv_dx, self.dx, self.strides, dt, self.grid_v, self.grid_m])
+            wp.launch(k.grid_update, dim=self.num_nodes, device=device, inputs=[
                 self.grid_v, self.grid_m, self.origin, self.dx, self.strides, self.resolution, dt,
-                self.gravity, self.lower3, self.upper3, self.walls, self.wall_friction, self.obstacles]),
-            wp.launch(k.g2p, dim=len(self.x), device=device, record_cmd=True, inputs=[
+                self.gravity, self.lower3, self.upper3, self.walls, self.wall_friction, self.obstacles])
+            wp.launch(k.g2p, dim=len(self.x), device=device, inputs=[
                 self.x, self.v, self.C, self.grid_v, self.origin, inv_dx, self.strides, dt,
-                k.vec(*self.lower), k.vec(*self.upper)]),
-        ]
+                k.vec(*self.lower), k.vec(*self.upper)])
+        return capture.graph
 
     def positions(self) -> np.ndarray:
         """Particle positions [N, dim] float32 (a view on CPU, a copy from CUDA)."""
