@@ -1,10 +1,15 @@
-"""MLS-MPM (Hu et al. 2018) with APIC transfers, as three NVIDIA Warp kernels per dimension.
+"""MLS-MPM (Hu et al. 2018) with APIC transfers, as NVIDIA Warp kernels.
 
 One substep is P2G (particles scatter mass, momentum and stress to the grid), the grid update
 (momentum -> velocity, gravity, walls and obstacles) and G2P (particles gather velocity and the
 affine matrix C, then move), the loop of Taichi's mpm88 with the names of the paper: x, v, C, F,
 grid_v, grid_m. Kernels are built once per dimension from one generic source (the quadratic
 B-spline stencil has 3^dim nodes), compiled on CPU, and run unchanged on CUDA.
+
+On CUDA, P2G gathers instead of scattering: floating-point atomics would sum in an arbitrary order,
+and Warp's deterministic mode sorts every contribution, over ten times the cost of a substep. Each grid
+node sums the particles of its 3^dim neighbour cells itself, in a fixed order (cell by cell,
+particles by index), from per-cell lists linked by integer atomics and then sorted.
 """
 
 
@@ -25,16 +30,14 @@ wp.init()
 
 
 @cache
-def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
-    """P2G, grid update and G2P kernels for `dim` = 2 or 3; `deterministic` orders CUDA's
-    floating-point atomics so that the same inputs give the same bytes (CPU kernels run serially)."""
+def kernels(dim: int) -> SimpleNamespace:
+    """The substep's kernels for `dim` = 2 or 3: P2G by scattering (p2g, then grid_update) or by
+    gathering (link, sort_cells, then gather, which also updates the grid), then G2P."""
     vec = wp.types.vector(dim, float)
     mat = wp.types.matrix((dim, dim), float)
     stencil = 3**dim
     # Unroll the whole stencil (27 nodes in 3D) so that its offsets are constants; no adjoints.
     options = {"max_unroll": stencil, "enable_backward": False}
-    if deterministic:
-        options["deterministic"] = wp.DeterministicMode.RUN_TO_RUN
     stress = stress_functions(dim)
 
     @wp.func
@@ -87,6 +90,18 @@ def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
             a[d] = b[d]
         return a
 
+    @wp.func
+    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat), mass: wp.array(dtype=float),
+                        volume: wp.array(dtype=float), material: wp.array(dtype=int),
+                        materials: wp.array(dtype=Material), inv_dx: float, dx: float, dt: float):
+        # Deformation update F <- (I + dt C) F, then the material's return mapping and stress.
+        F_trial = (wp.identity(n=dim, dtype=float) + dt * C[p]) * F[p]
+        F_new, tau = stress(materials[material[p]], F_trial, C[p])
+        F[p] = F_new
+        # Hu et al. 2018, eq. 29: the stress enters the affine momentum with D^-1 = 4 / dx^2.
+        affine = -dt * volume[p] * 4.0 * inv_dx * inv_dx * tau + mass[p] * C[p]
+        return affine * dx  # per cell: stencil offsets are in cells
+
     @wp.kernel(module="unique", module_options=options)
     def p2g(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
             F: wp.array(dtype=mat), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
@@ -94,19 +109,23 @@ def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
             origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, dt: float,
             grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float)):
         p = wp.tid()
-        # Deformation update F <- (I + dt C) F, then the material's return mapping and stress.
-        F_trial = (wp.identity(n=dim, dtype=float) + dt * C[p]) * F[p]
-        F_new, tau = stress(materials[material[p]], F_trial, C[p])
-        F[p] = F_new
-        # Hu et al. 2018, eq. 29: the stress enters the affine momentum with D^-1 = 4 / dx^2.
-        affine = -dt * volume[p] * 4.0 * inv_dx * inv_dx * tau + mass[p] * C[p]
+        affine_per_cell = update_particle(p, C, F, mass, volume, material, materials, inv_dx, dx, dt)
         momentum = mass[p] * v[p]
-        affine_per_cell = affine * dx  # offsets below are in cells
         base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
         for s in range(stencil):
             weight, offset, node = stencil_node(s, base, fx, w0, w1, w2, strides)
             wp.atomic_add(grid_v, node, weight * (momentum + affine_per_cell * offset))
             wp.atomic_add(grid_m, node, weight * mass[p])
+
+    @wp.func
+    def node_velocity(g: int, momentum: vec, m: float, origin: vec, dx: float, strides: wp.vec3i,
+                      resolution: wp.vec3i, dt: float, gravity: vec, lower: wp.vec3, upper: wp.vec3,
+                      walls: int, wall_friction: float, obstacles: wp.array(dtype=Obstacle)):
+        v = momentum / m + dt * gravity  # momentum -> velocity, then body force
+        position = vec()
+        for d in range(dim):
+            position[d] = origin[d] + dx * float((g // strides[d]) % resolution[d])
+        return from3(collide(to3(v), to3(position), lower, upper, walls, wall_friction, obstacles, dim))
 
     @wp.kernel(module="unique", module_options=options)
     def grid_update(grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float), origin: vec,
@@ -116,12 +135,79 @@ def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
         g = wp.tid()
         m = grid_m[g]
         if m > 0.0:
-            v = grid_v[g] / m + dt * gravity  # momentum -> velocity, then body force
-            position = vec()
+            grid_v[g] = node_velocity(g, grid_v[g], m, origin, dx, strides, resolution, dt, gravity,
+                                      lower, upper, walls, wall_friction, obstacles)
+
+    @wp.kernel(module="unique", module_options=options)
+    def link(x: wp.array(dtype=vec), C: wp.array(dtype=mat), F: wp.array(dtype=mat),
+             mass: wp.array(dtype=float), volume: wp.array(dtype=float), material: wp.array(dtype=int),
+             materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
+             strides: wp.vec3i, dt: float, affine: wp.array(dtype=mat), head: wp.array(dtype=int),
+             next: wp.array(dtype=int)):
+        # The particle update of P2G, then the particle joins the list of its base cell (the
+        # stencil's first node); lists start empty (-1) and end at -1.
+        p = wp.tid()
+        affine[p] = update_particle(p, C, F, mass, volume, material, materials, inv_dx, dx, dt)
+        base, _fx, _w0, _w1, _w2 = bspline((x[p] - origin) * inv_dx)
+        cell = int(0)  # noqa: UP018, RUF046
+        for d in range(dim):
+            cell += base[d] * strides[d]
+        next[p] = wp.atomic_exch(head, cell, p)
+
+    @wp.kernel(module="unique", module_options=options)
+    def sort_cells(head: wp.array(dtype=int), next: wp.array(dtype=int)):
+        # Insertion sort of one cell's list by particle index: the atomics linked it in any order.
+        c = wp.tid()
+        p = head[c]
+        first = int(-1)  # noqa: UP018, RUF046
+        while p >= 0:
+            following = next[p]
+            if first < 0 or p < first:
+                next[p] = first
+                first = p
+            else:
+                q = first
+                while next[q] >= 0 and next[q] < p:
+                    q = next[q]
+                next[p] = next[q]
+                next[q] = p
+            p = following
+        head[c] = first
+
+    @wp.kernel(module="unique", module_options=options)
+    def gather(x: wp.array(dtype=vec), v: wp.array(dtype=vec), mass: wp.array(dtype=float),
+               affine: wp.array(dtype=mat), head: wp.array(dtype=int), next: wp.array(dtype=int),
+               origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, resolution: wp.vec3i,
+               dt: float, gravity: vec, lower: wp.vec3, upper: wp.vec3, walls: int,
+               wall_friction: float, obstacles: wp.array(dtype=Obstacle), grid_v: wp.array(dtype=vec)):
+        # P2G and the grid update for node g: a particle reaches g as node s of its stencil when
+        # its base cell is g minus the offset of s.
+        g = wp.tid()
+        momentum = vec()
+        m = float(0.0)  # noqa: UP018
+        for s in range(stencil):
+            cell = g
+            code = s
+            inside = True
             for d in range(dim):
-                position[d] = origin[d] + dx * float((g // strides[d]) % resolution[d])
-            grid_v[g] = from3(collide(to3(v), to3(position), lower, upper, walls, wall_friction,
-                                      obstacles, dim))
+                o = code % 3
+                code = code // 3
+                if (g // strides[d]) % resolution[d] < o:
+                    inside = False
+                cell -= o * strides[d]
+            p = int(-1)  # noqa: UP018, RUF046
+            if inside:
+                p = head[cell]
+            while p >= 0:
+                base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
+                weight, offset, _node = stencil_node(s, base, fx, w0, w1, w2, strides)
+                momentum += weight * (mass[p] * v[p] + affine[p] * offset)
+                m += weight * mass[p]
+                p = next[p]
+        grid_v[g] = vec()
+        if m > 0.0:
+            grid_v[g] = node_velocity(g, momentum, m, origin, dx, strides, resolution, dt, gravity,
+                                      lower, upper, walls, wall_friction, obstacles)
 
     @wp.kernel(module="unique", module_options=options)
     def g2p(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
@@ -144,7 +230,8 @@ def kernels(dim: int, deterministic: bool = False) -> SimpleNamespace:
         # Walls are impenetrable: a sub-cell overshoot past a wall is put back on it.
         x[p] = wp.min(wp.max(x[p] + dt * new_v, lower), upper)
 
-    return SimpleNamespace(p2g=p2g, grid_update=grid_update, g2p=g2p, vec=vec, mat=mat)
+    return SimpleNamespace(p2g=p2g, grid_update=grid_update, link=link, sort_cells=sort_cells,
+                           gather=gather, g2p=g2p, vec=vec, mat=mat)
 
 
 class MPMSolver:
@@ -153,10 +240,12 @@ class MPMSolver:
     def __init__(self, *, lower: np.ndarray, upper: np.ndarray, dx: float, x: np.ndarray, v: np.ndarray,
                  material: np.ndarray, materials: list[MaterialParams], volume: np.ndarray,
                  gravity: np.ndarray, walls: int, wall_friction: float, obstacles: list[Obstacle],
-                 device: str = "cpu"):
+                 device: str = "cpu", gather: bool | None = None):
         self.dim = dim = x.shape[1]
         self.device = device
-        self.k = kernels(dim, deterministic=wp.get_device(device).is_cuda)
+        # P2G by gathering (default on CUDA, whose atomics sum in any order) or by scattering.
+        self.gather = wp.get_device(device).is_cuda if gather is None else gather
+        self.k = kernels(dim)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.dx = float(dx)
         origin = self.lower - GRID_PADDING * dx
@@ -180,7 +269,12 @@ class MPMSolver:
         self.obstacles = wp.array(obstacles, dtype=Obstacle, device=device) if obstacles else \
             wp.empty(0, dtype=Obstacle, device=device)
         self.grid_v = wp.zeros(self.num_nodes, dtype=self.k.vec, device=device)
-        self.grid_m = wp.zeros(self.num_nodes, dtype=float, device=device)
+        if self.gather:  # per-cell particle lists, and each particle's affine momentum
+            self.head = wp.empty(self.num_nodes, dtype=int, device=device)
+            self.next = wp.empty(n, dtype=int, device=device)
+            self.affine = wp.empty(n, dtype=self.k.mat, device=device)
+        else:
+            self.grid_m = wp.zeros(self.num_nodes, dtype=float, device=device)
         self.gravity = self.k.vec(*np.asarray(gravity, float))
         pad3 = lambda a: wp.vec3(*[float(t) for t in a], *[0.0] * (3 - dim))
         # Nodes on a wall count as inside it, whatever the float rounding of their position.
@@ -195,22 +289,33 @@ class MPMSolver:
         wp.capture_launch(self._graph)
 
     def _capture(self, dt: float) -> wp.Graph:
-        # One substep as a graph. Launched one by one on CUDA, Warp's deterministic atomics allocate
-        # sort buffers and read counters back to the host at every P2G, and Python packs every
-        # launch: a millisecond a substep. The graph keeps its buffers and replays without the host
-        # (on CPU, in C++).
+        # One substep as a graph: CUDA replays it without Python packing each launch (Warp CPU
+        # graphs replay in C++).
         k, inv_dx, device = self.k, 1.0 / self.dx, self.device
-        for kernel in (k.p2g, k.grid_update, k.g2p):  # compiled outside the capture
+        p2g = (k.link, k.sort_cells, k.gather) if self.gather else (k.p2g, k.grid_update)
+        for kernel in (*p2g, k.g2p):  # compiled outside the capture
             wp.load_module(kernel.module, device=device)
+        particles = [self.C, self.F, self.mass, self.volume, self.material, self.materials]
+        nodes = [self.dx, self.strides, self.resolution, dt, self.gravity, self.lower3, self.upper3,
+                 self.walls, self.wall_friction, self.obstacles]  # what a node's velocity update takes
         with wp.ScopedCapture(device=device, force_module_load=False) as capture:
-            self.grid_v.zero_()
-            self.grid_m.zero_()
-            wp.launch(k.p2g, dim=len(self.x), device=device, inputs=[
-                self.x, self.v, self.C, self.F, self.mass, self.volume, self.material, self.materials,
-                self.origin, inv_dx, self.dx, self.strides, dt, self.grid_v, self.grid_m])
-            wp.launch(k.grid_update, dim=self.num_nodes, device=device, inputs=[
-                self.grid_v, self.grid_m, self.origin, self.dx, self.strides, self.resolution, dt,
-                self.gravity, self.lower3, self.upper3, self.walls, self.wall_friction, self.obstacles])
+            if self.gather:
+                self.head.fill_(-1)
+                wp.launch(k.link, dim=len(self.x), device=device, inputs=[
+                    self.x, *particles, self.origin, inv_dx, self.dx, self.strides, dt, self.affine,
+                    self.head, self.next])
+                wp.launch(k.sort_cells, dim=self.num_nodes, device=device, inputs=[self.head, self.next])
+                wp.launch(k.gather, dim=self.num_nodes, device=device, inputs=[
+                    self.x, self.v, self.mass, self.affine, self.head, self.next, self.origin, inv_dx,
+                    *nodes, self.grid_v])
+            else:
+                self.grid_v.zero_()
+                self.grid_m.zero_()
+                wp.launch(k.p2g, dim=len(self.x), device=device, inputs=[
+                    self.x, self.v, *particles, self.origin, inv_dx, self.dx, self.strides, dt, self.grid_v,
+                    self.grid_m])
+                wp.launch(k.grid_update, dim=self.num_nodes, device=device,
+                          inputs=[self.grid_v, self.grid_m, self.origin, *nodes])
             wp.launch(k.g2p, dim=len(self.x), device=device, inputs=[
                 self.x, self.v, self.C, self.grid_v, self.origin, inv_dx, self.strides, dt,
                 k.vec(*self.lower), k.vec(*self.upper)])

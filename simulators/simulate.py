@@ -36,8 +36,9 @@ def resolve_device(device: str | None) -> str:
         raise ValueError(f"--device {device!r}: {str(error).splitlines()[0]}") from None
 
 
-def build_solver(scene: Scene, device: str = "cpu") -> tuple[MPMSolver, np.ndarray, float, int]:
-    """The solver for a scene, the particles' GNS type ids, the substep dt and substeps per frame."""
+def build_solver(scene: Scene, device: str = "cpu", gather: bool | None = None) -> tuple[MPMSolver, np.ndarray, float, int]:
+    """The solver for a scene, the particles' GNS type ids, the substep dt and substeps per frame;
+    `gather` picks the solver's P2G (default: gather on CUDA, scatter on CPU)."""
     x, v, block = sample_blocks(scene)
     if len(x) == 0:
         raise SimulationError("the blocks hold no particle: make them larger than particle_spacing")
@@ -48,7 +49,7 @@ def build_solver(scene: Scene, device: str = "cpu") -> tuple[MPMSolver, np.ndarr
     solver = MPMSolver(
         lower=scene.lower, upper=scene.upper, dx=scene.grid_spacing, x=x, v=v, material=block,
         materials=materials, volume=volume, gravity=scene.gravity, walls=WALL_TYPES[scene.walls],
-        wall_friction=scene.wall_friction, obstacles=obstacles, device=device)
+        wall_friction=scene.wall_friction, obstacles=obstacles, device=device, gather=gather)
     # CFL on the fastest wave plus the fastest the flow can get: a fall across the whole domain
     # on top of the fastest initial velocity.
     speed = free_fall_speed(float(np.max(scene.upper - scene.lower)), float(np.linalg.norm(scene.gravity)))
