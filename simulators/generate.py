@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_atomic
-from simulators.recipes import CONNECTIVITY_SPACINGS, FRAME_DT, RECIPES
+from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
 
@@ -36,7 +36,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     index, total = shard
     folder = Path(out) if total == 1 else Path(out) / ".shards" / f"{index}-of-{total}"
     metadata = {"simulator": "mls-mpm (warp)", "recipe": recipe, "size": size, "seed": seed,
-                "frame_dt": FRAME_DT, "particle_spacing": config.particle_spacing,
+                "frame_dt": config.frame_dt, "particle_spacing": config.particle_spacing,
                 "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
                 # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
                 "gravity": spec.gravity}
@@ -52,7 +52,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / "metadata.json", {"empty_shard": True})
             return _assemble_if_complete(Path(out), total)
-    with DatasetWriter(folder, dim=spec.dim, dt=FRAME_DT, bounds=[[0.1, 0.9]] * spec.dim,
+    with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
             rng = np.random.default_rng([seed, SPLITS.index(split), k])
