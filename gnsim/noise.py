@@ -38,14 +38,19 @@ def add_training_noise(
     particle_type: torch.Tensor,
     noise_std: float,
     generator: torch.Generator | None = None,
+    correct_position: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noisy inputs [N, C, D] and the noise-adjusted target position [N, D].
+    """Noisy inputs [N, C, D] and the target position [N, D].
 
-    Kinematic particles get no noise (their positions are prescribed). The target is shifted by
-    the noise of the last input position, so the target velocity `target - noisy_last` equals the
-    true next velocity: the loss teaches the model to undo the velocity noise, not to predict it
-    (learning_to_simulate's `get_predicted_and_target_normalized_accelerations`).
+    Kinematic particles get no noise (their positions are prescribed). By default (the paper) the
+    target is shifted by the noise of the last input position, so the target velocity
+    `target - noisy_last` equals the true next velocity: the loss teaches the model to undo the
+    velocity noise, not to predict it (learning_to_simulate's
+    `get_predicted_and_target_normalized_accelerations`). With `correct_position` the target is
+    the true next position: the model also learns to move displaced particles back, the
+    restoring response that keeps its rollouts from sinking into walls and compressing water.
     """
     noise = random_walk_noise(position_sequence, noise_std, generator)
     noise = noise * (particle_type != KINEMATIC_PARTICLE).to(noise.dtype)[:, None, None]
-    return position_sequence + noise, next_position + noise[:, -1]
+    target = next_position if correct_position else next_position + noise[:, -1]
+    return position_sequence + noise, target

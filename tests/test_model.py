@@ -82,6 +82,20 @@ def test_noise_spares_kinematic_particles_and_shifts_the_target_by_the_last_inpu
     assert torch.allclose(adjusted - target, noisy[:, -1] - position[:, -1], atol=1e-7)
 
 
+def test_position_correcting_noise_targets_the_true_next_position():
+    position, target = torch.zeros(1000, 6, 2), torch.ones(1000, 2)
+    particle_type = torch.tensor([5, 3] * 500)
+    generator = torch.Generator().manual_seed(0)
+    noisy, corrected = add_training_noise(
+        position, target, particle_type, 1e-3, generator, correct_position=True
+    )
+    same_noise, _ = add_training_noise(
+        position, target, particle_type, 1e-3, torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(noisy, same_noise)  # only the target differs from the paper's
+    assert torch.equal(corrected, target)
+
+
 def test_normalisation_combines_the_dataset_std_with_the_noise_in_quadrature(falling_blocks):
     metadata = read_metadata(falling_blocks)
     simulator = make_simulator(metadata)

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gnsim import WindowDataset, read_metadata
 from tests.conftest import write_dataset
 from training.config import load_config
+from training.data import NoisyWindows
 from training.train import main, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -77,6 +79,22 @@ def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path,
     assert all(torch.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(exp_avg, resumed_exp_avg))
     assert losses(tmp_path / "straight") == pytest.approx(losses(tmp_path / "resumed"), abs=1e-6)
     assert all(float(state["step"]) == 8 for state in resumed["optimizer"]["state"].values())
+
+
+def test_position_correcting_noise_keeps_the_noisy_inputs_and_the_clean_target(falling_blocks):
+    windows = WindowDataset(falling_blocks, "train")
+    metadata = read_metadata(falling_blocks)
+
+    def sample(noise_std, correct_position_noise=False):
+        return NoisyWindows(
+            windows, noise_std, 0, 0.085, metadata, correct_position_noise=correct_position_noise
+        )[(7, 11)]
+
+    clean, paper, corrected = sample(0.0), sample(1e-3), sample(1e-3, True)
+    assert torch.equal(corrected.position, paper.position)
+    assert not torch.equal(corrected.position, clean.position)
+    assert torch.equal(corrected.target, clean.target)
+    assert not torch.allclose(paper.target, clean.target)
 
 
 def test_two_process_gloo_ddp_equals_one_process_with_the_same_global_batch(

@@ -79,7 +79,7 @@ class WindowSampler(torch.utils.data.Sampler):
 class NoisyWindows(torch.utils.data.Dataset):
     """`dataset[(index, stream_position)]` -> a PyG `Data` graph of window `index`, noised.
 
-    Fields: `position` [N, C, D] noisy inputs, `target` [N, D] noise-adjusted next position,
+    Fields: `position` [N, C, D] noisy inputs, `target` [N, D] next position (see `add_training_noise`),
     `particle_type` [N], `edge_index` [2, E] (radius graph of the noisy last input positions,
     built here so that DataLoader workers do it beside the training step), `material` [N, P].
     """
@@ -93,8 +93,10 @@ class NoisyWindows(torch.utils.data.Dataset):
         metadata: dict,
         material_key: str | None = None,
         material_features: int = 0,
+        correct_position_noise: bool = False,
     ):
         self.windows, self.noise_std, self.seed = windows, noise_std, seed
+        self.correct_position_noise = correct_position_noise
         self.connectivity_radius = connectivity_radius
         self.bounds = metadata["bounds"]
         self.periodic = metadata.get("periodic_boundary_conditions")
@@ -114,7 +116,12 @@ class NoisyWindows(torch.utils.data.Dataset):
                 self.seed, 1 << 20, stream_position
             )  # a stream apart from the shuffles'
             position, target = add_training_noise(
-                position, target, particle_type, self.noise_std, generator
+                position,
+                target,
+                particle_type,
+                self.noise_std,
+                generator,
+                correct_position=self.correct_position_noise,
             )
         edge_index = connectivity(
             position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic

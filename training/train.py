@@ -121,6 +121,7 @@ def train(
         metadata,
         material_key,
         model_config.material_features,
+        config["correct_position_noise"],
     )
     try:
         sampler = WindowSampler(
