@@ -66,14 +66,21 @@ def test_one_step_model_overfits_a_tiny_dataset(tmp_path):
 
 def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path, falling_blocks):
     # On the CPU: CUDA's scatter-add atomics sum in a varying order, so two CUDA runs differ too.
-    config = tiny_config("steps=8", "checkpoint_every=4", "validate_every=4", "device=cpu")
+    config = tiny_config(
+        "steps=8", "checkpoint_every=4", "validate_every=4", "device=cpu", "ema_decay=0.9"
+    )
     train(config, falling_blocks, tmp_path / "straight")
     train({**config, "steps": 4}, falling_blocks, tmp_path / "resumed")
     train(config, falling_blocks, tmp_path / "resumed", resume=True)
     straight, resumed = parameters(tmp_path / "straight"), parameters(tmp_path / "resumed")
     assert straight["step"] == resumed["step"] == 8
-    for name, value in straight["model"].items():
-        assert torch.allclose(value, resumed["model"][name], rtol=0, atol=1e-7), name
+    for weights in ("model", "average"):
+        for name, value in straight[weights].items():
+            assert torch.allclose(value, resumed[weights][name], rtol=0, atol=1e-7), name
+    assert not torch.equal(
+        straight["average"]["graph_network.decoder.0.weight"],
+        straight["model"]["graph_network.decoder.0.weight"],
+    )
     exp_avg = [state["exp_avg"] for state in straight["optimizer"]["state"].values()]
     resumed_exp_avg = [state["exp_avg"] for state in resumed["optimizer"]["state"].values()]
     assert all(torch.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(exp_avg, resumed_exp_avg))
@@ -199,16 +206,17 @@ def test_a_dataset_too_small_for_the_batch_is_one_line(tmp_path, capsys):
     assert message.endswith("the dataset has 1 samples, fewer than batch_size 2")
 
 
-def test_a_trained_simulator_comes_back_from_its_checkpoint(tmp_path, falling_blocks):
-    from gnsim import read_metadata
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_a_trained_simulator_comes_back_from_its_checkpoint(tmp_path, falling_blocks, ema_decay):
     from training.train import simulator_from_checkpoint
 
-    train(tiny_config("steps=2"), falling_blocks, tmp_path / "run")
+    train(tiny_config("steps=2", f"ema_decay={ema_decay}"), falling_blocks, tmp_path / "run")
     simulator, checkpoint = simulator_from_checkpoint(
         tmp_path / "run/checkpoints/last.pt", read_metadata(falling_blocks)
     )
     assert checkpoint["step"] == 2 and not simulator.training
-    saved = parameters(tmp_path / "run")["model"]
+    # The weight average when the run kept one: the weights validation scored.
+    saved = parameters(tmp_path / "run")["average" if ema_decay else "model"]
     assert simulator.config.latent_size == 16
     assert all(torch.equal(value, saved[name]) for name, value in simulator.state_dict().items())
 

@@ -29,6 +29,9 @@ DEFAULTS: dict = {
     "learning_rate_decay": 0.1,
     "learning_rate_decay_steps": 5_000_000,
     "grad_clip": 0.0,  # max gradient norm; 0 disables
+    # Validate, keep best.pt and roll out with an exponential moving average of the weights,
+    # w_avg <- decay w_avg + (1 - decay) w after every step; 0 disables.
+    "ema_decay": 0.0,
     # False: the paper's target, which keeps the input noise's position offset (only velocity
     # noise is undone). True: the target is the true next position (see gnsim/noise.py).
     "correct_position_noise": False,

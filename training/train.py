@@ -10,6 +10,7 @@ Distributed under `torchrun` (DDP; NCCL on GPU, gloo on CPU), with I/O on rank 0
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -99,11 +100,15 @@ def train(
     torch.manual_seed(config["seed"])  # the same initial weights on every rank
     simulator = LearnedSimulator(model_config, metadata).to(device)
     optimizer = torch.optim.Adam(simulator.parameters(), lr=config["learning_rate"])
+    # The exponential moving average of the weights is what validation scores and best.pt serves.
+    average = copy.deepcopy(simulator).requires_grad_(False) if config["ema_decay"] else None
     step, best = 0, math.inf
     if resume:
         checkpoint = load_checkpoint(checkpoint_dir / "last.pt", simulator, metadata, optimizer)
         step, best = checkpoint["step"], checkpoint["best"]
         set_rng_state(checkpoint["rng"])
+        if average is not None:
+            average.load_state_dict(checkpoint.get("average", checkpoint["model"]))
     elif config["init_from"]:
         load_checkpoint(Path(config["init_from"]), simulator, metadata)
     connectivity_radius = simulator.connectivity_radius
@@ -177,6 +182,10 @@ def train(
         if config["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
         optimizer.step()
+        if average is not None:
+            with torch.no_grad():
+                for averaged, weight in zip(average.parameters(), simulator.parameters()):
+                    averaged.lerp_(weight, 1.0 - config["ema_decay"])
         step += 1
 
         # Sum on the device, read at log steps only: no host sync per step.
@@ -211,7 +220,7 @@ def train(
                 step % config["validate_every"] == 0 or step == config["steps"]
             )
             if validate_now:
-                scores = validation.run(simulator, device)
+                scores = validation.run(average or simulator, device)
                 logger.log({"step": step, **scores})
                 last_metrics.update(scores)
                 score = scores.get("valid_rollout_mse", scores["valid_one_step_mse"])
@@ -225,10 +234,18 @@ def train(
                         metadata,
                         step,
                         best,
+                        average,
                     )
             if step % config["checkpoint_every"] == 0 or step == config["steps"]:
                 save_checkpoint(
-                    checkpoint_dir / "last.pt", simulator, optimizer, config, metadata, step, best
+                    checkpoint_dir / "last.pt",
+                    simulator,
+                    optimizer,
+                    config,
+                    metadata,
+                    step,
+                    best,
+                    average,
                 )
     progress.close()
     if logger:
@@ -379,6 +396,7 @@ def save_checkpoint(
     metadata: dict,
     step: int,
     best: float,
+    average: LearnedSimulator | None = None,
 ) -> None:
     """Everything to resume exactly, written to a temporary name and renamed."""
     checkpoint = {
@@ -391,13 +409,16 @@ def save_checkpoint(
         "metadata": {key: metadata[key] for key in METADATA_KEYS},
         "rng": get_rng_state(),
     }
+    if average is not None:
+        checkpoint["average"] = average.state_dict()
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     torch.save(checkpoint, temporary)
     os.replace(temporary, path)
 
 
 def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[LearnedSimulator, dict]:
-    """The trained simulator of a checkpoint (its own model config), in eval mode, and the checkpoint."""
+    """The trained simulator of a checkpoint (its own model config, its weight average when it
+    kept one), in eval mode, and the checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"{path}: checkpoint not found")
@@ -407,6 +428,8 @@ def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[
         raise TrainingError(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})") from None
     simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
     checkpoint = load_checkpoint(path, simulator, metadata)
+    if "average" in checkpoint:
+        simulator.load_state_dict(checkpoint["average"])
     return simulator.eval(), checkpoint
 
 
