@@ -55,6 +55,8 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
+            if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
+                raise KeyboardInterrupt
             rng = np.random.default_rng([seed, SPLITS.index(split), k])
             scene = spec.scene(rng, size, frames)
             position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
@@ -119,7 +121,12 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     return out
 
 
+_terminated = False
+
+
 def _interrupt(signum, frame):
+    global _terminated
+    _terminated = True
     raise KeyboardInterrupt
 
 

@@ -382,7 +382,7 @@ def test_terminated_run_leaves_no_file_and_the_next_run_completes(tmp_path):
         assert time.monotonic() < deadline and run.poll() is None, "no trajectory written"
         time.sleep(0.05)
     run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 130
+    assert run.wait(timeout=60) == 130, run.stderr.read()[-2000:]
     assert list(out.iterdir()) == []
     (out / ".train.h5.partial-99999999").write_bytes(
         b"left by a killed run"

@@ -107,7 +107,10 @@ def test_position_correcting_noise_keeps_the_noisy_inputs_and_the_clean_target(f
 def test_two_process_gloo_ddp_equals_one_process_with_the_same_global_batch(
     tmp_path, falling_blocks
 ):
-    overrides = TINY + ["steps=4", "batch_size=4", "device=cpu"]
+    # The paper's target: with the position-correcting one, Adam turns the sum-order round-off of
+    # some near-zero edge-MLP gradients into +-lr steps (weights 1e-4 apart after 4 steps, while
+    # the losses agree to 1e-6), which says nothing about DDP.
+    overrides = TINY + ["steps=4", "batch_size=4", "device=cpu", "correct_position_noise=false"]
     train(load_config("quick", overrides), falling_blocks, tmp_path / "single")
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     command = [
