@@ -160,6 +160,12 @@ def train(
         dynamic_ncols=True,
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
+
+    def save(name: str) -> None:  # the state as of now: step and best are read at the call
+        save_checkpoint(
+            checkpoint_dir / name, simulator, optimizer, config, metadata, step, best, average
+        )
+
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
     last_metrics: dict = {}
     while step < config["steps"]:
@@ -226,27 +232,9 @@ def train(
                 score = scores.get("valid_rollout_mse", scores["valid_one_step_mse"])
                 if score < best:
                     best = score
-                    save_checkpoint(
-                        checkpoint_dir / "best.pt",
-                        simulator,
-                        optimizer,
-                        config,
-                        metadata,
-                        step,
-                        best,
-                        average,
-                    )
+                    save("best.pt")
             if step % config["checkpoint_every"] == 0 or step == config["steps"]:
-                save_checkpoint(
-                    checkpoint_dir / "last.pt",
-                    simulator,
-                    optimizer,
-                    config,
-                    metadata,
-                    step,
-                    best,
-                    average,
-                )
+                save("last.pt")
     progress.close()
     if logger:
         logger.close()
