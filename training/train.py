@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from gnsim.convert import ensure_dataset
@@ -160,6 +161,9 @@ def train(
         dynamic_ncols=True,
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
+    if average is not None:  # one fused lerp over all weights per step, not a loop of launches
+        update_average = get_ema_multi_avg_fn(config["ema_decay"])
+        averaged_weights, weights = list(average.parameters()), list(simulator.parameters())
 
     def save(name: str) -> None:  # the state as of now: step and best are read at the call
         save_checkpoint(
@@ -189,9 +193,7 @@ def train(
             torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
         optimizer.step()
         if average is not None:
-            with torch.no_grad():
-                for averaged, weight in zip(average.parameters(), simulator.parameters()):
-                    averaged.lerp_(weight, 1.0 - config["ema_decay"])
+            update_average(averaged_weights, weights, step)
         step += 1
 
         # Sum on the device, read at log steps only: no host sync per step.
@@ -226,7 +228,7 @@ def train(
                 step % config["validate_every"] == 0 or step == config["steps"]
             )
             if validate_now:
-                scores = validation.run(average or simulator, device)
+                scores = validation.run(simulator if average is None else average, device)
                 logger.log({"step": step, **scores})
                 last_metrics.update(scores)
                 score = scores.get("valid_rollout_mse", scores["valid_one_step_mse"])
