@@ -57,11 +57,16 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
             if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
                 raise KeyboardInterrupt
-            rng = np.random.default_rng([seed, SPLITS.index(split), k])
-            scene = spec.scene(rng, size, frames)
+            scene = recipe_scene(recipe, split, k, seed, size, frames)
             position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
             writer.add(split, position, particle_type)
     return folder if total == 1 else _assemble_if_complete(Path(out), total)
+
+
+def recipe_scene(recipe: str, split: str, index: int, seed: int = 0, size: str = "small",
+                 frames: int | None = None) -> dict:
+    """The scene of trajectory `index` of `split` in a recipe's dataset: each has its own seeded draw."""
+    return RECIPES[recipe].scene(np.random.default_rng([seed, SPLITS.index(split), index]), size, frames)
 
 
 def generate_scene(path: str | Path, out: str | Path, device: str | None = None) -> Path:
