@@ -31,6 +31,10 @@ def nudged(scene: dict, nudge: float) -> dict:
     return {**scene, "blocks": blocks}
 
 
+def rollout_mse(predicted, truth, particle_type) -> float:
+    return horizon_mse(position_mse(predicted, truth, particle_type))["mse_rollout"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=HERE.parent / "datasets" / "water")
@@ -51,15 +55,14 @@ def main() -> None:
         truth, particle_type = test[k]["position"].numpy(), test[k]["particle_type"].numpy()
         scene = recipe_scene(metadata["recipe"], "test", k, metadata["seed"], metadata["size"], len(truth))
         position, _ = simulate(nudged(scene, args.nudge), device=args.device)
-        simulator_mse.append(horizon_mse(position_mse(position, truth, particle_type))["mse_rollout"])
-        baseline = constant_velocity_rollout(truth, particle_type)
-        baseline_mse.append(horizon_mse(position_mse(baseline, truth, particle_type))["mse_rollout"])
+        simulator_mse.append(rollout_mse(position, truth, particle_type))
+        baseline_mse.append(rollout_mse(constant_velocity_rollout(truth, particle_type), truth, particle_type))
     print(json.dumps({
         "data": str(args.data), "nudge_m_per_s": args.nudge, "trajectories": len(test),
         "nudged_simulator_rollout_mse": float(np.mean(simulator_mse)),
         "constant_velocity_rollout_mse": float(np.mean(baseline_mse)),
         "constant_velocity_over_nudged_simulator": float(np.mean(baseline_mse) / np.mean(simulator_mse)),
-        "per_trajectory_nudged_simulator_mse": [float(m) for m in simulator_mse],
+        "per_trajectory_nudged_simulator_mse": simulator_mse,
     }))
 
 
