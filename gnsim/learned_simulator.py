@@ -6,7 +6,8 @@ GNS paper section 2 and learning_to_simulate's `learned_simulator.py`:
   per-particle material parameters (as geoelements/gns feeds the sand friction angle);
 - edges: the sender-minus-receiver displacement / R and its norm, on the radius-R graph of the
   most recent positions;
-- output: a normalised acceleration, integrated by semi-implicit Euler with dt = 1 frame.
+- output: a normalised acceleration, integrated by semi-implicit Euler with dt = 1 frame
+  (with `hard_walls`, the new positions are then clamped into the box).
 Position sequences are particle-major, [N, C, D], so graphs of a batch concatenate along N.
 """
 
@@ -42,6 +43,9 @@ class SimulatorConfig:
     particle_type_embedding_size: int = 16
     num_particle_types: int = NUM_PARTICLE_TYPES
     material_features: int = 0  # per-particle material parameters appended to the node features
+    # True: each predicted position is clamped into the domain's bounds (non-periodic axes), as
+    # the simulator's walls keep every particle inside. False (the paper): walls are only learned.
+    hard_walls: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> SimulatorConfig:
@@ -69,6 +73,7 @@ class LearnedSimulator(nn.Module):
             bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
         ]
         self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
+        self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
         self.velocity_normalizer = Normalizer(
             metadata["vel_mean"], metadata["vel_std"], config.noise_std
         )
@@ -147,8 +152,9 @@ class LearnedSimulator(nn.Module):
             -1.0, 1.0
         )
         if any(self.periodic):  # a periodic axis has no walls: every particle is "far" from them
-            periodic = torch.tensor(self.periodic * 2, device=distance_to_boundaries.device)
-            distance_to_boundaries = distance_to_boundaries.masked_fill(periodic, 1.0)
+            distance_to_boundaries = distance_to_boundaries.masked_fill(
+                self.periodic_axes.repeat(2), 1.0
+            )
         node_features.append(distance_to_boundaries)
 
         if self.particle_type_embedding is not None:
@@ -197,12 +203,13 @@ class LearnedSimulator(nn.Module):
         most_recent_position = position_sequence[:, -1]
         velocity = self.displacement(most_recent_position, position_sequence[:, -2])
         next_position = most_recent_position + velocity + acceleration
+        lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
         if any(self.periodic):
-            lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
             wrapped = lower + torch.remainder(next_position - lower, upper - lower)
-            next_position = torch.where(
-                torch.tensor(self.periodic, device=wrapped.device), wrapped, next_position
-            )
+            next_position = torch.where(self.periodic_axes, wrapped, next_position)
+        if self.config.hard_walls:
+            inside = torch.minimum(torch.maximum(next_position, lower), upper)
+            next_position = torch.where(self.periodic_axes, next_position, inside)
         return next_position
 
     def normalized_acceleration_target(

@@ -140,6 +140,28 @@ def test_integration_inverts_the_target_acceleration(falling_blocks):
     assert torch.allclose(target, 2 * position[:, -1] - position[:, -2] + raw, atol=1e-6)
 
 
+def test_hard_walls_keep_predictions_inside_the_box_and_change_nothing_inside(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    learned, hard = (
+        make_simulator(metadata, SimulatorConfig(**{**SMALL.as_dict(), "hard_walls": walls}))
+        for walls in (False, True)
+    )
+    position, target, _ = window(falling_blocks)
+    acceleration = learned.normalized_acceleration_target(target, position)
+    assert torch.equal(
+        hard.integrate(acceleration, position), learned.integrate(acceleration, position)
+    )
+    (low_x, high_x), (low_y, _) = metadata["bounds"]
+    shift = torch.tensor([-0.5 * (high_x - low_x), 0.0])  # flings the block through the left wall
+    free, walled = (
+        sim.integrate(acceleration + sim.acceleration_normalizer(shift), position)
+        for sim in (learned, hard)
+    )
+    assert (free[:, 0] < low_x).any()
+    assert (walled[:, 0] >= low_x).all() and (walled[:, 1] >= low_y).all()
+    assert torch.allclose(walled, torch.maximum(free, torch.tensor([low_x, -math.inf])), atol=1e-6)
+
+
 def test_material_parameters_enter_the_node_features(falling_blocks):
     config = SimulatorConfig(**{**SMALL.as_dict(), "material_features": 2})
     simulator = make_simulator(read_metadata(falling_blocks), config)
