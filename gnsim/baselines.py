@@ -32,9 +32,21 @@ def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
     return np.asarray(metadata["acc_mean"], dtype=np.float64), "acc_mean"
 
 
+def wall_bounds(metadata: dict) -> np.ndarray:
+    """[D, 2] lower and upper walls of the box; a periodic axis has none (+-inf)."""
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    periodic = np.asarray(metadata.get("periodic_boundary_conditions", [False] * len(bounds)), dtype=bool)
+    bounds[periodic] = [-np.inf, np.inf]
+    return bounds
+
+
 def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
-                                  input_frames: int = INPUT_FRAMES) -> np.ndarray:
-    """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step."""
+                                  input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
+    """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step.
+
+    With `walls` ([D, 2], see `wall_bounds`) each new position is clamped into them and the
+    velocity is what the clamped step moved, as a model with `hard_walls` is rolled out.
+    """
     position = np.asarray(position, dtype=np.float64)
     kinematic = np.asarray(particle_type) == KINEMATIC_PARTICLE
     predicted = position.copy()
@@ -42,14 +54,17 @@ def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarra
     for t in range(input_frames, len(position)):
         velocity = velocity + acceleration  # semi-implicit Euler: velocity first, then position
         predicted[t] = predicted[t - 1] + velocity
+        if walls is not None:
+            predicted[t] = np.clip(predicted[t], walls[:, 0], walls[:, 1])
+            velocity = predicted[t] - predicted[t - 1]
         predicted[t, kinematic] = position[t, kinematic]
     return predicted.astype(np.float32)
 
 
 def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
-                              input_frames: int = INPUT_FRAMES) -> np.ndarray:
+                              input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
     """Every particle keeps its last input velocity, x(t+1) = x(t) + (x(5) - x(4))."""
-    return constant_acceleration_rollout(position, particle_type, 0.0, input_frames)
+    return constant_acceleration_rollout(position, particle_type, 0.0, input_frames, walls)
 
 
 def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
@@ -60,21 +75,28 @@ def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.nd
 
 
 def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
-                                   input_frames: int = INPUT_FRAMES) -> np.ndarray:
+                                   input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
     """One-step predictions [T - input_frames, N, D] of frames input_frames.. from true history."""
     position = np.asarray(position, dtype=np.float64)
     current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
-    return (2 * current - previous + acceleration).astype(np.float32)
+    predicted = 2 * current - previous + acceleration
+    if walls is not None:
+        predicted = np.clip(predicted, walls[:, 0], walls[:, 1])
+    return predicted.astype(np.float32)
 
 
 def baseline_predictions(position: np.ndarray, particle_type: np.ndarray, metadata: dict,
-                         input_frames: int = INPUT_FRAMES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each baseline's rollout [T, N, D] and one-step predictions [T - input_frames, N, D], by name."""
+                         input_frames: int = INPUT_FRAMES, hard_walls: bool = False
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each baseline's rollout [T, N, D] and one-step predictions [T - input_frames, N, D], by name.
+
+    `hard_walls`: the baselines are kept in the box as a model with `hard_walls` is, so that
+    the walls, which are not learned, do not count as the model's gain.
+    """
     gravity = gravity_per_frame(metadata)[0]
+    walls = wall_bounds(metadata) if hard_walls else None
     return {
-        "constant_velocity": (constant_velocity_rollout(position, particle_type, input_frames),
-                              constant_acceleration_one_step(position, 0.0, input_frames)),
-        "constant_velocity_gravity": (
-            constant_acceleration_rollout(position, particle_type, gravity, input_frames),
-            constant_acceleration_one_step(position, gravity, input_frames)),
+        name: (constant_acceleration_rollout(position, particle_type, acceleration, input_frames, walls),
+               constant_acceleration_one_step(position, acceleration, input_frames, walls))
+        for name, acceleration in (("constant_velocity", 0.0), ("constant_velocity_gravity", gravity))
     }

@@ -196,6 +196,27 @@ def test_baseline_predictions_hold_both_baselines_rollouts_and_one_steps():
     np.testing.assert_allclose(predictions["constant_velocity"][0], 0.0)
 
 
+def test_with_hard_walls_the_baselines_stop_at_the_walls_and_not_across_periodic_axes():
+    metadata = {**METADATA, "bounds": [[0.0, 1.0], [0.0, 1.0]], "gravity": [0.0, -4.0]}
+    position = np.zeros((10, 1, 2))
+    position[:, 0, 0] = 0.5 + 0.1 * np.arange(10)  # 0.1 m per frame towards the right wall
+    position[:, 0, 1] = 0.5
+    walled = baseline_predictions(position, np.array([5]), metadata, hard_walls=True)
+    rollout, one_step = walled["constant_velocity"]
+    np.testing.assert_allclose(rollout[6:, 0, 0], [1.0, 1.0, 1.0, 1.0], atol=1e-6)  # 1.1 clamped
+    np.testing.assert_allclose(rollout[6:, 0, 1], 0.5, atol=1e-6)
+    np.testing.assert_allclose(one_step[:, 0, 0], 1.0, atol=1e-6)
+    # falling at -1 m per frame² from y = 0.5: on the floor from the first step on
+    falling = walled["constant_velocity_gravity"][0]
+    np.testing.assert_allclose(falling[6:, 0, 1], 0.0, atol=1e-6)
+    free = baseline_predictions(position, np.array([5]), metadata)["constant_velocity"][0]
+    assert free[-1, 0, 0] == pytest.approx(1.4)
+    periodic = {**metadata, "periodic_boundary_conditions": [True, False]}
+    np.testing.assert_allclose(
+        baseline_predictions(position, np.array([5]), periodic, hard_walls=True)["constant_velocity"][0], free
+    )
+
+
 def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
     table = format_table(
         {

@@ -101,7 +101,8 @@ def evaluate(run_dir: Path, checkpoint_path: Path, data: Path, split: str = "tes
             truth = items[k]["position"].numpy()
             particle_type = items[k]["particle_type"].numpy()
             one_step = one_step_predictions(simulator, items[k]["position"], items[k]["particle_type"]).cpu().numpy()
-            runs = {"model": (predicted[k], one_step), **baseline_predictions(truth, particle_type, metadata, input_frames)}
+            runs = {"model": (predicted[k], one_step), **baseline_predictions(truth, particle_type, metadata, input_frames,
+                                                                                 simulator.config.hard_walls)}
             for method, (trajectory, one_step_trajectory) in runs.items():
                 scores = evaluate_rollout(trajectory, truth, particle_type, metadata, one_step=one_step_trajectory,
                                           input_frames=input_frames)
@@ -112,6 +113,7 @@ def evaluate(run_dir: Path, checkpoint_path: Path, data: Path, split: str = "tes
 
     metrics = {
         "split": split, "data": str(data), "checkpoint": str(checkpoint_path), "step": checkpoint["step"],
+        "hard_walls": simulator.config.hard_walls,  # the baselines were kept in the box too
         "methods": {method: {"aggregate": aggregate(results), "trajectories": results}
                     for method, results in per_method.items()},
     }
@@ -146,6 +148,8 @@ def summary(metrics: dict) -> str:
             if trajectory.get("blow_up_frame") is not None:
                 lines.append(f"{method}: trajectory {trajectory['trajectory']} blew up at frame "
                              f"{trajectory['blow_up_frame']}")
+    if metrics.get("hard_walls"):
+        lines.append("hard walls: the model's and the baselines' particles are clamped into the box")
     ratio = metrics.get("constant_velocity_mse_over_model_mse")
     if ratio is not None:
         lines.append(f"whole-rollout position MSE: constant velocity / model = {ratio:.1f}x")
