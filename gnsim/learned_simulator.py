@@ -116,8 +116,7 @@ class LearnedSimulator(nn.Module):
         if any(self.periodic):
             side = self.boundaries[:, 1] - self.boundaries[:, 0]
             wrapped = difference - side * torch.round(difference / side)
-            periodic = torch.tensor(self.periodic, device=difference.device)
-            difference = torch.where(periodic, wrapped, difference)
+            difference = torch.where(self.periodic_axes, wrapped, difference)
         return difference
 
     def connectivity(

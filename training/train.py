@@ -438,6 +438,8 @@ def load_checkpoint(
         ) from None
     saved_config = checkpoint.get("model_config", {})
     for key in MODEL_KEYS:
+        if key == "hard_walls":  # changes no weight: a run may switch it
+            continue
         if key in saved_config and saved_config[key] != getattr(simulator.config, key):
             raise TrainingError(
                 f"{path}: checkpoint holds a model of another shape: {key}="
