@@ -162,6 +162,20 @@ def test_hard_walls_keep_predictions_inside_the_box_and_change_nothing_inside(fa
     assert torch.allclose(walled, torch.maximum(free, torch.tensor([low_x, -math.inf])), atol=1e-6)
 
 
+def test_hard_walls_leave_a_periodic_axis_wrapping(falling_blocks):
+    metadata = {**read_metadata(falling_blocks), "periodic_boundary_conditions": [True, False]}
+    config = SimulatorConfig(**{**SMALL.as_dict(), "hard_walls": True})
+    simulator = make_simulator(metadata, config)
+    position, target, _ = window(falling_blocks)
+    (low_x, high_x), (low_y, _) = metadata["bounds"]
+    fling = simulator.acceleration_normalizer(torch.tensor([-0.5 * (high_x - low_x), -1.0]))
+    acceleration = simulator.normalized_acceleration_target(target, position) + fling
+    moved = simulator.integrate(acceleration, position)
+    assert (moved[:, 0] > 0.5 * (low_x + high_x)).any()  # came round the seam, not stopped at it
+    assert (moved[:, 0] >= low_x).all() and (moved[:, 0] < high_x).all()
+    assert torch.allclose(moved[:, 1], torch.full_like(moved[:, 1], low_y))  # the floor stops it
+
+
 def test_material_parameters_enter_the_node_features(falling_blocks):
     config = SimulatorConfig(**{**SMALL.as_dict(), "material_features": 2})
     simulator = make_simulator(read_metadata(falling_blocks), config)
