@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
+from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE, wall_bounds
 
 
 def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
@@ -32,19 +32,11 @@ def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
     return np.asarray(metadata["acc_mean"], dtype=np.float64), "acc_mean"
 
 
-def wall_bounds(metadata: dict) -> np.ndarray:
-    """[D, 2] lower and upper walls of the box; a periodic axis has none (+-inf)."""
-    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
-    periodic = np.asarray(metadata.get("periodic_boundary_conditions", [False] * len(bounds)), dtype=bool)
-    bounds[periodic] = [-np.inf, np.inf]
-    return bounds
-
-
 def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
                                   input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
     """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step.
 
-    With `walls` ([D, 2], see `wall_bounds`) each new position is clamped into them and the
+    With `walls` ([D, 2], see `gnsim.dataset.wall_bounds`) each new position is clamped into them and the
     velocity is what the clamped step moved, as a model with `hard_walls` is rolled out.
     """
     position = np.asarray(position, dtype=np.float64)
@@ -62,9 +54,9 @@ def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarra
 
 
 def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
-                              input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
+                              input_frames: int = INPUT_FRAMES) -> np.ndarray:
     """Every particle keeps its last input velocity, x(t+1) = x(t) + (x(5) - x(4))."""
-    return constant_acceleration_rollout(position, particle_type, 0.0, input_frames, walls)
+    return constant_acceleration_rollout(position, particle_type, 0.0, input_frames)
 
 
 def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.ndarray, metadata: dict,

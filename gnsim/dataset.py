@@ -234,6 +234,16 @@ def read_metadata(folder: str | os.PathLike) -> dict:
     return metadata
 
 
+def wall_bounds(metadata: dict) -> np.ndarray:
+    """[D, 2] lower and upper walls of the box; a periodic axis has none (+-inf)."""
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    periodic = np.asarray(
+        metadata.get("periodic_boundary_conditions", [False] * len(bounds)), dtype=bool
+    )
+    bounds[periodic] = [-np.inf, np.inf]
+    return bounds
+
+
 def _check_trajectory(name: str, position: np.ndarray, particle_type: np.ndarray, dim: int) -> None:
     if position.ndim != 3:
         raise DatasetError(f"{name}: 'position' must have rank 3 [T, N, D], got shape {position.shape}")

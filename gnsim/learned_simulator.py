@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from gnsim.dataset import KINEMATIC_PARTICLE
+from gnsim.dataset import KINEMATIC_PARTICLE, wall_bounds
 from gnsim.graph_network import EncodeProcessDecode
 from gnsim.neighbors import radius_graph
 from gnsim.normalization import Normalizer
@@ -74,6 +74,8 @@ class LearnedSimulator(nn.Module):
         ]
         self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
         self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
+        walls = torch.tensor(wall_bounds(metadata), dtype=torch.float32)
+        self.register_buffer("walls", walls, persistent=False)
         self.velocity_normalizer = Normalizer(
             metadata["vel_mean"], metadata["vel_std"], config.noise_std
         )
@@ -202,13 +204,12 @@ class LearnedSimulator(nn.Module):
         most_recent_position = position_sequence[:, -1]
         velocity = self.displacement(most_recent_position, position_sequence[:, -2])
         next_position = most_recent_position + velocity + acceleration
-        lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
         if any(self.periodic):
+            lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
             wrapped = lower + torch.remainder(next_position - lower, upper - lower)
             next_position = torch.where(self.periodic_axes, wrapped, next_position)
         if self.config.hard_walls:
-            inside = torch.minimum(torch.maximum(next_position, lower), upper)
-            next_position = torch.where(self.periodic_axes, next_position, inside)
+            next_position = torch.minimum(torch.maximum(next_position, self.walls[:, 0]), self.walls[:, 1])
         return next_position
 
     def normalized_acceleration_target(
