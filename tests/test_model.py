@@ -210,6 +210,30 @@ def test_rollout_starts_from_ground_truth_and_keeps_kinematic_particles_on_it(fa
     assert torch.allclose(both[:, len(particle_type) :], predicted, atol=1e-5)
 
 
+def test_a_collapsing_scene_turns_nan_and_the_rest_of_the_batch_rolls_on(falling_blocks):
+    from gnsim.metrics import blow_up_frame
+
+    # A model that flings every particle into the lower-left corner, where hard walls pile them up.
+    metadata = read_metadata(falling_blocks)
+    simulator = make_simulator(metadata, SimulatorConfig(**{**SMALL.as_dict(), "hard_walls": True}))
+    decoder = [m for m in simulator.graph_network.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        decoder[-1].weight.zero_()
+        decoder[-1].bias.fill_(-100.0)
+    # Scene 0: 36 still particles on a grid wider than the radius (no edges); scene 1: one particle.
+    (x0, x1), (y0, y1) = metadata["bounds"]
+    assert simulator.connectivity_radius < (x1 - x0) / 7
+    grid = torch.stack(torch.meshgrid(torch.linspace(x0, x1, 8)[1:-1], torch.linspace(y0, y1, 8)[1:-1], indexing="ij"), -1)
+    still = torch.cat([grid.reshape(36, 2), grid[3:4, 3]]).expand(30, 37, 2)
+    particle_type = torch.full((37,), 5)
+    predicted = rollout(simulator, still, particle_type, batch=torch.tensor([0] * 36 + [1]))
+    frame = blow_up_frame(predicted[:, :36], metadata["bounds"])
+    assert frame is not None and 6 < frame < 30
+    assert torch.isnan(predicted[frame:, :36]).all() and torch.isfinite(predicted[:frame]).all()
+    assert torch.isfinite(predicted[:, 36]).all()
+    assert torch.allclose(predicted[-1, 36], torch.tensor([x0, y0]))  # in the corner, alone
+
+
 def test_interaction_network_is_the_mlp_of_concatenated_edge_receiver_and_sender_latents():
     from gnsim.graph_network import InteractionNetwork
 

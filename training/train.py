@@ -362,6 +362,10 @@ class MeanAccelerationBaseline(torch.nn.Module):
         self.simulator = simulator
         self.config = simulator.config
 
+    def connectivity(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """No edges: its particles do not interact."""
+        return torch.empty(2, 0, dtype=torch.long, device=position.device)
+
     def predict_position(
         self,
         position_sequence,
