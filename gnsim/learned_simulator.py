@@ -209,7 +209,7 @@ class LearnedSimulator(nn.Module):
             wrapped = lower + torch.remainder(next_position - lower, upper - lower)
             next_position = torch.where(self.periodic_axes, wrapped, next_position)
         if self.config.hard_walls:
-            next_position = torch.minimum(torch.maximum(next_position, self.walls[:, 0]), self.walls[:, 1])
+            next_position = torch.clamp(next_position, self.walls[:, 0], self.walls[:, 1])
         return next_position
 
     def normalized_acceleration_target(
