@@ -6,7 +6,7 @@ the model's mean acceleration along gravity in units of g (1 is free fall, 0 is 
 is being stopped) and the RMS difference. A model that learned free fall tracks the simulator in
 every bin; one that reads "fast" as "about to hit something" decelerates fast water in mid-air.
 
-    python benchmarks/acceleration_by_speed.py runs/quick [--data datasets/water] [--split test]
+    python benchmarks/acceleration_by_speed.py runs/quick [--data DIR] [--split test]
 """
 
 import argparse
@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from gnsim.dataset import DatasetError, TrajectoryDataset, read_metadata
 from training.config import TrainingError
+from training.rollout import run_checkpoint, run_data
 from training.train import simulator_from_checkpoint
 
 SPEED_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, np.inf)  # m/s along gravity
@@ -48,29 +49,31 @@ def accelerations(simulator, trajectory: dict, dt: float, down: np.ndarray, fram
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run folder (its checkpoints/best.pt) or a checkpoint file")
-    parser.add_argument("--data", type=Path, default=HERE.parent / "datasets" / "water")
+    parser.add_argument("run", type=Path, help="a run folder (its best checkpoint, else its last) or a checkpoint file")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: the one the run trained on)")
     parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
     parser.add_argument("--frames", type=int, default=60, help="window starts 0..frames: the fall and the first impacts")
     parser.add_argument("--stride", type=int, default=2, help="frames between window starts")
     parser.add_argument("--height", type=float, default=0.1, help="metres above the floor a particle must be")
     args = parser.parse_args()
-    checkpoint = args.run / "checkpoints" / "best.pt" if args.run.is_dir() else args.run
+    if not args.run.exists():
+        sys.exit(f"{args.run}: no such run folder or checkpoint")
+    run_dir, checkpoint = (args.run, run_checkpoint(args.run)) if args.run.is_dir() else (args.run.resolve().parent.parent, args.run)
     try:
-        metadata = read_metadata(args.data)
-        trajectories = TrajectoryDataset(args.data, args.split)
+        data = args.data or run_data(run_dir)
+        metadata = read_metadata(data)
+        trajectories = TrajectoryDataset(data, args.split)
         simulator, saved = simulator_from_checkpoint(checkpoint, metadata)
     except (DatasetError, TrainingError) as error:
         sys.exit(str(error))
     gravity = np.asarray(metadata.get("gravity", []), dtype=np.float64)
     if not gravity.any():
-        sys.exit(f"{args.data}: the metadata has no nonzero gravity to bin by")
+        sys.exit(f"{data}: the metadata has no nonzero gravity to bin by")
     g = float(np.linalg.norm(gravity))
     down = gravity / g
     axis = int(np.argmax(np.abs(down)))
     floor = metadata["bounds"][axis][0 if down[axis] < 0 else 1]
 
-    torch.set_grad_enabled(False)
     parts = [accelerations(simulator, trajectories[k], metadata["dt"], down, args.frames, args.stride)
              for k in range(len(trajectories))]
     speed, true, predicted, last = (np.concatenate(column) for column in zip(*parts))
@@ -85,7 +88,7 @@ def main() -> None:
             "simulator_g": float(true[chosen].mean() / g), "model_g": float(predicted[chosen].mean() / g),
             "rms_error_g": float(np.sqrt(np.mean((predicted[chosen] - true[chosen]) ** 2)) / g),
         })
-    print(json.dumps({"checkpoint": str(checkpoint), "step": saved["step"], "data": str(args.data),
+    print(json.dumps({"checkpoint": str(checkpoint), "step": saved["step"], "data": str(data),
                       "split": args.split, "height_m": args.height, "bins": bins}))
 
 

@@ -156,6 +156,21 @@ def summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def run_checkpoint(run_dir: Path) -> Path:
+    """A training run's best checkpoint, else its last."""
+    checkpoints = run_dir / "checkpoints"
+    return next((path for path in (checkpoints / "best.pt", checkpoints / "last.pt") if path.is_file()),
+                checkpoints / "last.pt")
+
+
+def run_data(run_dir: Path) -> Path:
+    """The dataset folder a training run trained on, from its config.yaml."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise TrainingError(f"{config_file}: not found; pass --data DIR")
+    return Path(yaml.safe_load(config_file.read_text())["data"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.rollout", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", type=Path, help="training run folder (its best checkpoint, else its last)")
@@ -171,15 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.run_dir is None and args.checkpoint is None:
             raise TrainingError("give a RUN_DIR or --checkpoint FILE")
         run_dir = args.run_dir or args.checkpoint.resolve().parent.parent
-        checkpoint = args.checkpoint or next(
-            (path for path in (run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt") if path.is_file()),
-            run_dir / "checkpoints" / "last.pt")
-        data = args.data
-        if data is None:
-            config_file = run_dir / "config.yaml"
-            if not config_file.is_file():
-                raise TrainingError(f"{config_file}: not found; pass --data DIR")
-            data = Path(yaml.safe_load(config_file.read_text())["data"])
+        checkpoint = args.checkpoint or run_checkpoint(run_dir)
+        data = args.data or run_data(run_dir)
         for name, value in (("--trajectories", args.trajectories), ("--steps", args.steps), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
                 raise TrainingError(f"{name} must be at least 1, got {value}")
