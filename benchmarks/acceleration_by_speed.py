@@ -21,10 +21,9 @@ import torch
 HERE = Path(__file__).resolve().parent
 # benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
 sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
-from gnsim.dataset import DatasetError, TrajectoryDataset, read_metadata
+from gnsim.dataset import DatasetError, TrajectoryDataset
 from training.config import TrainingError
-from training.rollout import run_checkpoint, run_data
-from training.train import simulator_from_checkpoint
+from training.rollout import add_run_arguments, load_run
 
 SPEED_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, np.inf)  # m/s along gravity
 
@@ -49,23 +48,17 @@ def accelerations(simulator, trajectory: dict, dt: float, down: np.ndarray, fram
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run folder (its best checkpoint, else its last) or a checkpoint file")
-    parser.add_argument("--data", type=Path, help="dataset folder (default: the one the run trained on)")
-    parser.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    add_run_arguments(parser, split="test")
     parser.add_argument("--frames", type=int, default=60, help="window starts 0..frames: the fall and the first impacts")
     parser.add_argument("--stride", type=int, default=2, help="frames between window starts")
     parser.add_argument("--height", type=float, default=0.1, help="metres above the floor a particle must be")
     args = parser.parse_args()
-    if not args.run.exists():
-        sys.exit(f"{args.run}: no such run folder or checkpoint")
-    run_dir, checkpoint = (args.run, run_checkpoint(args.run)) if args.run.is_dir() else (args.run.resolve().parent.parent, args.run)
     try:
-        data = args.data or run_data(run_dir)
-        metadata = read_metadata(data)
-        trajectories = TrajectoryDataset(data, args.split)
-        simulator, saved = simulator_from_checkpoint(checkpoint, metadata)
+        run = load_run(args.run, args.data)
+        trajectories = TrajectoryDataset(run.data, args.split)
     except (DatasetError, TrainingError) as error:
         sys.exit(str(error))
+    simulator, metadata, data = run.simulator, run.metadata, run.data
     gravity = np.asarray(metadata.get("gravity", []), dtype=np.float64)
     if not gravity.any():
         sys.exit(f"{data}: the metadata has no nonzero gravity to bin by")
@@ -88,7 +81,7 @@ def main() -> None:
             "simulator_g": float(true[chosen].mean() / g), "model_g": float(predicted[chosen].mean() / g),
             "rms_error_g": float(np.sqrt(np.mean((predicted[chosen] - true[chosen]) ** 2)) / g),
         })
-    print(json.dumps({"checkpoint": str(checkpoint), "step": saved["step"], "data": str(data),
+    print(json.dumps({"checkpoint": str(run.checkpoint), "step": run.step, "data": str(data),
                       "split": args.split, "height_m": args.height, "bins": bins}))
 
 

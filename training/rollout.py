@@ -14,6 +14,7 @@ import argparse
 import sys
 from itertools import groupby
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -169,6 +170,33 @@ def run_data(run_dir: Path) -> Path:
     if not config_file.is_file():
         raise TrainingError(f"{config_file}: not found; pass --data DIR")
     return Path(yaml.safe_load(config_file.read_text())["data"])
+
+
+class LoadedRun(NamedTuple):
+    simulator: LearnedSimulator
+    step: int
+    checkpoint: Path
+    metadata: dict
+    data: Path
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, split: str) -> None:
+    """The arguments `load_run` and a split take, for tools that read a trained model."""
+    parser.add_argument("run", type=Path, help="a run folder (its best checkpoint, else its last) or a checkpoint file")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: the one the run trained on)")
+    parser.add_argument("--split", default=split, choices=["train", "valid", "test"])
+
+
+def load_run(path: Path, data: Path | None = None) -> LoadedRun:
+    """The model of a run folder (its best checkpoint, else its last) or checkpoint file, with the
+    metadata of `data` (default: the dataset the run trained on)."""
+    if not path.exists():
+        raise TrainingError(f"{path}: no such run folder or checkpoint")
+    run_dir, checkpoint = (path, run_checkpoint(path)) if path.is_dir() else (path.resolve().parent.parent, path)
+    data = data or run_data(run_dir)
+    metadata = read_metadata(data)
+    simulator, saved = simulator_from_checkpoint(checkpoint, metadata)
+    return LoadedRun(simulator.eval(), saved["step"], checkpoint, metadata, data)
 
 
 def main(argv: list[str] | None = None) -> None:
