@@ -39,6 +39,7 @@ def add_training_noise(
     noise_std: float,
     generator: torch.Generator | None = None,
     correct_position: bool = False,
+    velocity_correction: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Noisy inputs [N, C, D] and the target position [N, D].
 
@@ -49,8 +50,12 @@ def add_training_noise(
     `get_predicted_and_target_normalized_accelerations`). With `correct_position` the target is
     the true next position: the model also learns to move displaced particles back, the
     restoring response that keeps its rollouts from sinking into walls and compressing water.
+    With `velocity_correction` < 1 the target keeps the rest of the last velocity's noise: the
+    model learns to undo only that fraction of a velocity error per step.
     """
     noise = random_walk_noise(position_sequence, noise_std, generator)
     noise = noise * (particle_type != KINEMATIC_PARTICLE).to(noise.dtype)[:, None, None]
     target = next_position if correct_position else next_position + noise[:, -1]
+    if velocity_correction != 1.0:
+        target = target + (1.0 - velocity_correction) * (noise[:, -1] - noise[:, -2])
     return position_sequence + noise, target

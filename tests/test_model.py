@@ -96,6 +96,19 @@ def test_position_correcting_noise_targets_the_true_next_position():
     assert torch.equal(corrected, target)
 
 
+def test_partial_velocity_correction_keeps_the_rest_of_the_velocity_noise_in_the_target():
+    position = torch.linspace(0, 1, 6)[None, :, None].repeat(1000, 1, 2)  # moving at 0.2 per frame
+    target, particle_type = torch.full((1000, 2), 1.2), torch.tensor([5, 3] * 500)
+    noisy, partial = add_training_noise(
+        position, target, particle_type, 1e-3, torch.Generator().manual_seed(0),
+        correct_position=True, velocity_correction=0.25,
+    )
+    velocity_noise = (noisy[:, -1] - noisy[:, -2]) - (position[:, -1] - position[:, -2])
+    assert velocity_noise[0::2].abs().max() > 0 and torch.equal(partial[1::2], target[1::2])
+    # The model is asked to undo a quarter of the velocity error; three quarters carry forward.
+    assert torch.allclose(partial - target, 0.75 * velocity_noise, atol=1e-6)
+
+
 def test_normalisation_combines_the_dataset_std_with_the_noise_in_quadrature(falling_blocks):
     metadata = read_metadata(falling_blocks)
     simulator = make_simulator(metadata)

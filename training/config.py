@@ -35,6 +35,9 @@ DEFAULTS: dict = {
     # False: the paper's target, which keeps the input noise's position offset (only velocity
     # noise is undone). True: the target is the true next position (see gnsim/noise.py).
     "correct_position_noise": False,
+    # The fraction of the last input velocity's noise the target undoes (1: all, the paper); the
+    # rest stays in the target, so the model learns a gentler correction (see gnsim/noise.py).
+    "noise_velocity_correction": 1.0,
     "seed": 0,
     "init_from": None,  # checkpoint whose weights start a new run (fine-tuning)
     # data and compute

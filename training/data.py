@@ -94,9 +94,11 @@ class NoisyWindows(torch.utils.data.Dataset):
         material_key: str | None = None,
         material_features: int = 0,
         correct_position_noise: bool = False,
+        velocity_correction: float = 1.0,
     ):
         self.windows, self.noise_std, self.seed = windows, noise_std, seed
         self.correct_position_noise = correct_position_noise
+        self.velocity_correction = velocity_correction
         self.connectivity_radius = connectivity_radius
         self.bounds = metadata["bounds"]
         self.periodic = metadata.get("periodic_boundary_conditions")
@@ -122,6 +124,7 @@ class NoisyWindows(torch.utils.data.Dataset):
                 self.noise_std,
                 generator,
                 correct_position=self.correct_position_noise,
+                velocity_correction=self.velocity_correction,
             )
         edge_index = connectivity(
             position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic

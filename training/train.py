@@ -128,6 +128,7 @@ def train(
         material_key,
         model_config.material_features,
         config["correct_position_noise"],
+        config["noise_velocity_correction"],
     )
     try:
         sampler = WindowSampler(
