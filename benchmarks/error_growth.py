@@ -60,15 +60,18 @@ def main() -> None:
         sys.exit(str(error))
     except ValueError:
         sys.exit(f"--frames {args.frames!r}: give comma-separated frame numbers")
+    if args.trajectories < 1 or args.steps < 1:
+        sys.exit("--trajectories and --steps must be at least 1")
     c = run.simulator.config.input_frames
-    growth = {}
+    windows = {}  # all checked before the first (slow) power iteration
     for k in range(min(args.trajectories, len(trajectories))):
         position, particle_type = trajectories[k]["position"], trajectories[k]["particle_type"]
         for frame in frames:
             if not c <= frame <= len(position):
                 sys.exit(f"--frames: {frame} is outside {c}..{len(position)} for trajectory {k}")
-            window = position[frame - c : frame].transpose(0, 1).contiguous()
-            growth[f"{k}@{frame}"] = round(growth_per_step(run.simulator, window, particle_type, args.steps), 3)
+            windows[f"{k}@{frame}"] = (position[frame - c : frame].transpose(0, 1).contiguous(), particle_type)
+    growth = {key: round(growth_per_step(run.simulator, window, particle_type, args.steps), 3)
+              for key, (window, particle_type) in windows.items()}
     print(json.dumps({"checkpoint": str(run.checkpoint), "step": run.step, "data": str(run.data),
                       "split": args.split, "power_steps": args.steps,
                       "median_growth_per_step": round(float(np.median(list(growth.values()))), 3), "growth_per_step": growth}))
