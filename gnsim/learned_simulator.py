@@ -2,8 +2,9 @@
 
 GNS paper section 2 and learning_to_simulate's `learned_simulator.py`:
 - nodes: the last C-1 velocities (normalised), the distances to each wall divided by the
-  connectivity radius R and clipped to [-1, 1], a learned particle-type embedding, and optional
-  per-particle material parameters (as geoelements/gns feeds the sand friction angle);
+  connectivity radius R and clipped to [-1, 1] (with `wall_feature_range`, also divided by that
+  range and clipped), a learned particle-type embedding, and optional per-particle material
+  parameters (as geoelements/gns feeds the sand friction angle);
 - edges: the sender-minus-receiver displacement / R and its norm, on the radius-R graph of the
   most recent positions;
 - output: a normalised acceleration, integrated by semi-implicit Euler with dt = 1 frame
@@ -46,6 +47,9 @@ class SimulatorConfig:
     # True: each predicted position is clamped into the domain's bounds (non-periodic axes), as
     # the simulator's walls keep every particle inside. False (the paper): walls are only learned.
     hard_walls: bool = False
+    # Metres within which walls are also seen on a second, coarser scale (distance / this,
+    # clipped to [-1, 1]) beside the paper's clip at R; None: only the paper's.
+    wall_feature_range: float | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> SimulatorConfig:
@@ -68,6 +72,8 @@ class LearnedSimulator(nn.Module):
         self.connectivity_radius = float(
             config.connectivity_radius or metadata["default_connectivity_radius"]
         )
+        if config.wall_feature_range is not None and config.wall_feature_range <= 0:
+            raise ValueError(f"wall_feature_range must be > 0 m, got {config.wall_feature_range}")
         self.bounds = [[float(lo), float(hi)] for lo, hi in metadata["bounds"]]
         self.periodic = [
             bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
@@ -89,7 +95,7 @@ class LearnedSimulator(nn.Module):
         )
         node_input_size = (
             (config.input_frames - 1) * dim
-            + 2 * dim
+            + 2 * dim * (2 if config.wall_feature_range else 1)
             + config.material_features
             + (
                 config.particle_type_embedding_size
@@ -148,13 +154,16 @@ class LearnedSimulator(nn.Module):
         # Distances to the lower and upper walls, / R, clipped: only walls within R are seen.
         distance_to_lower = most_recent_position - self.boundaries[:, 0]
         distance_to_upper = self.boundaries[:, 1] - most_recent_position
-        distance_to_boundaries = torch.cat([distance_to_lower, distance_to_upper], dim=-1)
-        distance_to_boundaries = (distance_to_boundaries / self.connectivity_radius).clamp(
-            -1.0, 1.0
+        distance_to_walls = torch.cat([distance_to_lower, distance_to_upper], dim=-1)
+        scales = [self.connectivity_radius]
+        if self.config.wall_feature_range:
+            scales.append(self.config.wall_feature_range)
+        distance_to_boundaries = torch.cat(
+            [(distance_to_walls / scale).clamp(-1.0, 1.0) for scale in scales], dim=-1
         )
         if any(self.periodic):  # a periodic axis has no walls: every particle is "far" from them
             distance_to_boundaries = distance_to_boundaries.masked_fill(
-                self.periodic_axes.repeat(2), 1.0
+                self.periodic_axes.repeat(2 * len(scales)), 1.0
             )
         node_features.append(distance_to_boundaries)
 

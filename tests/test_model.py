@@ -189,6 +189,18 @@ def test_hard_walls_leave_a_periodic_axis_wrapping(falling_blocks):
     assert torch.allclose(moved[:, 1], torch.full_like(moved[:, 1], low_y))  # the floor stops it
 
 
+def test_wall_feature_range_lets_a_particle_see_walls_beyond_the_radius(falling_blocks):
+    metadata = read_metadata(falling_blocks)  # unit box, R = 0.085
+    far_config = SimulatorConfig(**{**SMALL.as_dict(), "wall_feature_range": 0.4})
+    resting = [torch.tensor([0.5, height]).expand(1, 6, 2) for height in (0.2, 0.3)]
+    water = torch.tensor([5])
+    for config, sees_the_floor in ((SMALL, False), (far_config, True)):
+        simulator = make_simulator(metadata, config)
+        with torch.no_grad():
+            low, high = (simulator(position, water) for position in resting)
+        assert (not torch.allclose(low, high)) == sees_the_floor
+
+
 def test_material_parameters_enter_the_node_features(falling_blocks):
     config = SimulatorConfig(**{**SMALL.as_dict(), "material_features": 2})
     simulator = make_simulator(read_metadata(falling_blocks), config)

@@ -231,6 +231,19 @@ def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys, falling_
     assert message == "error: config key 'steps' in the command line must be an integer, got 'many'"
 
 
+@pytest.mark.parametrize(
+    "override, error",
+    [
+        ("connectivity_radius=wide", "config key 'connectivity_radius' in the command line must be a number, got 'wide'"),
+        ("wall_feature_range=-0.2", "wall_feature_range must be > 0 m, got -0.2"),
+    ],
+)
+def test_an_optional_model_number_is_checked_before_training(tmp_path, capsys, falling_blocks, override, error):
+    message = run_main(["--data", falling_blocks, "--out", str(tmp_path / "run"), override], capsys)
+    assert message == f"error: {error}"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_quick_preset_learns_to_beat_the_mean_acceleration_baseline_on_small_water(tmp_path):
     """The acceptance run: `simulators.generate water` (small), then the `quick` preset (minutes)."""

@@ -56,6 +56,8 @@ DEFAULTS: dict = {
     "tensorboard": True,
 }
 MODEL_KEYS = tuple(f.name for f in fields(SimulatorConfig))
+# Keys whose default is None (unset) but whose value, when set, is a number of this type.
+OPTIONAL_NUMBERS = {"connectivity_radius": float, "wall_feature_range": float, "threads": int}
 
 
 def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> None:
@@ -72,8 +74,8 @@ def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> No
 
 def _coerce(key: str, value, where: str):
     default = DEFAULTS[key]
-    kind = type(default)
-    if default is None or value is None or isinstance(default, str) or isinstance(value, kind):
+    kind = OPTIONAL_NUMBERS.get(key, type(default))
+    if default is None and key not in OPTIONAL_NUMBERS or value is None or isinstance(default, str) or isinstance(value, kind):
         return value
     if kind is bool:
         raise TrainingError(f"config key {key!r} in {where} must be true or false, got {value!r}")

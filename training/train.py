@@ -99,7 +99,10 @@ def train(
 
     # ---- model, optimiser, and the state to resume from ---------------------------------------
     torch.manual_seed(config["seed"])  # the same initial weights on every rank
-    simulator = LearnedSimulator(model_config, metadata).to(device)
+    try:
+        simulator = LearnedSimulator(model_config, metadata).to(device)
+    except ValueError as error:  # a model key out of range
+        raise TrainingError(str(error)) from None
     optimizer = torch.optim.Adam(simulator.parameters(), lr=config["learning_rate"])
     # The exponential moving average of the weights is what validation scores and best.pt serves.
     average = copy.deepcopy(simulator).requires_grad_(False) if config["ema_decay"] else None
