@@ -74,6 +74,10 @@ class LearnedSimulator(nn.Module):
         )
         if config.wall_feature_range is not None and config.wall_feature_range <= 0:
             raise ValueError(f"wall_feature_range must be > 0 m, got {config.wall_feature_range}")
+        # The lengths the wall distances are divided by (then clipped): R, and the optional range.
+        self.wall_scales = [self.connectivity_radius] + (
+            [config.wall_feature_range] if config.wall_feature_range else []
+        )
         self.bounds = [[float(lo), float(hi)] for lo, hi in metadata["bounds"]]
         self.periodic = [
             bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
@@ -95,7 +99,7 @@ class LearnedSimulator(nn.Module):
         )
         node_input_size = (
             (config.input_frames - 1) * dim
-            + 2 * dim * (2 if config.wall_feature_range else 1)
+            + 2 * dim * len(self.wall_scales)
             + config.material_features
             + (
                 config.particle_type_embedding_size
@@ -151,19 +155,17 @@ class LearnedSimulator(nn.Module):
         velocity_sequence = self.displacement(position_sequence[:, 1:], position_sequence[:, :-1])
         node_features = [self.velocity_normalizer(velocity_sequence).flatten(1)]
 
-        # Distances to the lower and upper walls, / R, clipped: only walls within R are seen.
+        # Distances to the lower and upper walls, / each scale, clipped: only walls within R (and
+        # within wall_feature_range, when set) are seen.
         distance_to_lower = most_recent_position - self.boundaries[:, 0]
         distance_to_upper = self.boundaries[:, 1] - most_recent_position
         distance_to_walls = torch.cat([distance_to_lower, distance_to_upper], dim=-1)
-        scales = [self.connectivity_radius]
-        if self.config.wall_feature_range:
-            scales.append(self.config.wall_feature_range)
         distance_to_boundaries = torch.cat(
-            [(distance_to_walls / scale).clamp(-1.0, 1.0) for scale in scales], dim=-1
+            [(distance_to_walls / scale).clamp(-1.0, 1.0) for scale in self.wall_scales], dim=-1
         )
         if any(self.periodic):  # a periodic axis has no walls: every particle is "far" from them
             distance_to_boundaries = distance_to_boundaries.masked_fill(
-                self.periodic_axes.repeat(2 * len(scales)), 1.0
+                self.periodic_axes.repeat(2 * len(self.wall_scales)), 1.0
             )
         node_features.append(distance_to_boundaries)
 

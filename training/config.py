@@ -75,7 +75,7 @@ def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> No
 def _coerce(key: str, value, where: str):
     default = DEFAULTS[key]
     kind = OPTIONAL_NUMBERS.get(key, type(default))
-    if default is None and key not in OPTIONAL_NUMBERS or value is None or isinstance(default, str) or isinstance(value, kind):
+    if value is None or kind in (type(None), str) or isinstance(value, kind):
         return value
     if kind is bool:
         raise TrainingError(f"config key {key!r} in {where} must be true or false, got {value!r}")
