@@ -56,6 +56,5 @@ def add_training_noise(
     noise = random_walk_noise(position_sequence, noise_std, generator)
     noise = noise * (particle_type != KINEMATIC_PARTICLE).to(noise.dtype)[:, None, None]
     target = next_position if correct_position else next_position + noise[:, -1]
-    if velocity_correction != 1.0:
-        target = target + (1.0 - velocity_correction) * (noise[:, -1] - noise[:, -2])
+    target = target + (1.0 - velocity_correction) * (noise[:, -1] - noise[:, -2])  # + 0 at 1
     return position_sequence + noise, target

@@ -164,6 +164,11 @@ def run_checkpoint(run_dir: Path) -> Path:
                 checkpoints / "last.pt")
 
 
+def checkpoint_run(checkpoint: Path) -> Path:
+    """The run folder a checkpoint file lies in (RUN_DIR/checkpoints/FILE)."""
+    return checkpoint.resolve().parent.parent
+
+
 def run_data(run_dir: Path) -> Path:
     """The dataset folder a training run trained on, from its config.yaml."""
     config_file = run_dir / "config.yaml"
@@ -192,7 +197,7 @@ def load_run(path: Path, data: Path | None = None) -> LoadedRun:
     metadata of `data` (default: the dataset the run trained on)."""
     if not path.exists():
         raise TrainingError(f"{path}: no such run folder or checkpoint")
-    run_dir, checkpoint = (path, run_checkpoint(path)) if path.is_dir() else (path.resolve().parent.parent, path)
+    run_dir, checkpoint = (path, run_checkpoint(path)) if path.is_dir() else (checkpoint_run(path), path)
     data = data or run_data(run_dir)
     metadata = read_metadata(data)
     simulator, saved = simulator_from_checkpoint(checkpoint, metadata)
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.run_dir is None and args.checkpoint is None:
             raise TrainingError("give a RUN_DIR or --checkpoint FILE")
-        run_dir = args.run_dir or args.checkpoint.resolve().parent.parent
+        run_dir = args.run_dir or checkpoint_run(args.checkpoint)
         checkpoint = args.checkpoint or run_checkpoint(run_dir)
         data = args.data or run_data(run_dir)
         for name, value in (("--trajectories", args.trajectories), ("--steps", args.steps), ("--batch-size", args.batch_size)):
