@@ -6,7 +6,7 @@ counts, frame counts, frame spacing and splits; Sanchez-Gonzalez et al. 2020, ta
 appendix). The connectivity radius is 5 particle spacings, so about 10 particles span its diameter.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,9 +26,9 @@ class Size:
         return CONNECTIVITY_SPACINGS * self.particle_spacing
 
 
-# `paper` saves frames 0.0025 s apart, as the GNS datasets do. `small` saves every other one (water
-# excepted, see RECIPES): per frame, accelerations are then 4x larger against the same training
-# noise, and impacts (a velocity lost within one frame) stand 2x less above the smooth flow.
+# `paper` saves frames 0.0025 s apart, as the GNS datasets do. `small` saves every other one: per
+# frame, accelerations are then 4x larger against the same training noise, and impacts (a velocity
+# lost within one frame) stand 2x less above the smooth flow, which a model trained for minutes needs.
 # Its 8 valid and 16 test trajectories take seconds to simulate; with fewer, a model's figures swing
 # with the scenes drawn (the demo's model: 1.4x constant velocity on the first 4 test scenes, 1.6x on 16).
 SIZES_2D = {"small": Size(0.01, (250, 600), (20, 8, 16), 0.005), "paper": Size(0.003, (1500, 2500), (1000, 100, 100), 0.0025)}
@@ -43,12 +43,10 @@ class Recipe:
     materials: tuple[str, ...]  # each block draws one of these
     frames: dict[str, int]  # per size
     ramps: bool = False
-    frame_dt: dict[str, float] = field(default_factory=dict)  # per size, where not the size's own
 
     @property
     def sizes(self) -> dict[str, Size]:
-        return {name: replace(size, frame_dt=self.frame_dt.get(name, size.frame_dt))
-                for name, size in (SIZES_2D if self.dim == 2 else SIZES_3D).items()}
+        return SIZES_2D if self.dim == 2 else SIZES_3D
 
     @property
     def gravity(self) -> list[float]:
@@ -122,10 +120,8 @@ def _ramps(rng: np.random.Generator, dim: int, lower: np.ndarray, upper: np.ndar
 
 
 RECIPES = {r.name: r for r in [
-    # Small water keeps WaterDrop's 0.0025 s frames (300 frames, the same 0.75 s): a pressure wave
-    # (45 m/s) then crosses 11 cm per frame, within the quick model's reach of 5 x 2.5 cm, not 22 cm.
     Recipe("water", "2D blobs of water with random velocities falling in a box (WaterDrop)", 2, ("water",),
-           {"small": 300, "paper": 1000}, frame_dt={"small": 0.0025}),
+           {"small": 150, "paper": 1000}),
     Recipe("water-ramps", "2D water falling onto random ramps (WaterRamps)", 2, ("water",),
            {"small": 150, "paper": 600}, ramps=True),
     Recipe("sand-ramps", "2D sand falling onto random ramps (SandRamps)", 2, ("sand",),

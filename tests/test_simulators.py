@@ -226,8 +226,8 @@ def test_generated_dataset_is_accepted_by_the_gnsim_reader(tmp_path):
         device="cpu",
     )
     metadata = validate(tmp_path / "water")
-    # Small water keeps the published 0.0025 s spacing (other small sets save every other frame).
-    assert metadata["dim"] == 2 and metadata["sequence_length"] == 9 and metadata["dt"] == 0.0025
+    # `small` saves every other frame of the published 0.0025 s spacing.
+    assert metadata["dim"] == 2 and metadata["sequence_length"] == 9 and metadata["dt"] == 0.005
     # About 10 particles across the connectivity diameter.
     assert metadata["default_connectivity_radius"] * 2 / metadata[
         "particle_spacing"
