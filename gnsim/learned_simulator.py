@@ -50,6 +50,11 @@ class SimulatorConfig:
     # Metres within which walls are also seen on a second, coarser scale (distance / this,
     # clipped to [-1, 1]) beside the paper's clip at R; None: only the paper's.
     wall_feature_range: float | None = None
+    # True: the decoder conserves momentum (graph_network.ConservativeDecoder): accelerations are
+    # a learned constant (gravity), antisymmetric pair terms between neighbours and wall terms
+    # gated to zero beyond R from each wall, so water cannot brake or lift itself in mid-air.
+    # False (the paper): an MLP per particle.
+    conserve_momentum: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> SimulatorConfig:
@@ -118,6 +123,8 @@ class LearnedSimulator(nn.Module):
             shared_weights=config.shared_weights,
             aggregation=config.aggregation,
             layer_norm=config.layer_norm,
+            conservative=config.conserve_momentum,
+            num_gates=2 * dim if config.conserve_momentum else 0,
         )
 
     # -- geometry ----------------------------------------------------------------------------
@@ -145,8 +152,12 @@ class LearnedSimulator(nn.Module):
         particle_type: torch.Tensor,
         edge_index: torch.Tensor,
         material: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node features [N, F_v] and edge features [E, D + 1] of the graph."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Node features [N, F_v], edge features [E, D + 1] and wall gates [N, 2D].
+
+        A wall gate is a particle's closeness to one wall, 1 - distance / R clipped to [0, 1]: the
+        conservative decoder's wall terms act only within R of a wall.
+        """
         if position_sequence.shape[1] != self.config.input_frames:
             raise ValueError(
                 f"expected {self.config.input_frames} input positions, got {position_sequence.shape[1]}"
@@ -168,6 +179,9 @@ class LearnedSimulator(nn.Module):
                 self.periodic_axes.repeat(2 * len(self.wall_scales)), 1.0
             )
         node_features.append(distance_to_boundaries)
+        wall_gate = (1.0 - distance_to_walls / self.connectivity_radius).clamp(0.0, 1.0)
+        if any(self.periodic):
+            wall_gate = wall_gate.masked_fill(self.periodic_axes.repeat(2), 0.0)
 
         if self.particle_type_embedding is not None:
             node_features.append(self.particle_type_embedding(particle_type))
@@ -187,7 +201,7 @@ class LearnedSimulator(nn.Module):
         relative_displacement = relative_displacement / self.connectivity_radius
         relative_distance = relative_displacement.norm(dim=-1, keepdim=True)
         edge_features = torch.cat([relative_displacement, relative_distance], dim=-1)
-        return torch.cat(node_features, dim=-1), edge_features
+        return torch.cat(node_features, dim=-1), edge_features, wall_gate
 
     # -- model -------------------------------------------------------------------------------
 
@@ -202,10 +216,10 @@ class LearnedSimulator(nn.Module):
         """Normalised acceleration [N, D]; the graph is built here unless `edge_index` is given."""
         if edge_index is None:
             edge_index = self.connectivity(position_sequence[:, -1], batch)
-        node_features, edge_features = self.features(
+        node_features, edge_features, wall_gate = self.features(
             position_sequence, particle_type, edge_index, material
         )
-        return self.graph_network(node_features, edge_features, edge_index)
+        return self.graph_network(node_features, edge_features, edge_index, wall_gate)
 
     def integrate(
         self, normalized_acceleration: torch.Tensor, position_sequence: torch.Tensor

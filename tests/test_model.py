@@ -125,7 +125,7 @@ def test_edge_latents_change_in_every_message_passing_step(falling_blocks):
     network = simulator.graph_network
     with torch.no_grad():
         node_latent, edge_latent = network.encode(
-            *simulator.features(position, particle_type, edge_index)
+            *simulator.features(position, particle_type, edge_index)[:2]
         )
         edges = [edge_latent] + [
             e for _, e in network.process_steps(node_latent, edge_latent, edge_index)
@@ -199,6 +199,32 @@ def test_wall_feature_range_lets_a_particle_see_walls_beyond_the_radius(falling_
         with torch.no_grad():
             low, high = (simulator(position, water) for position in resting)
         assert (not torch.allclose(low, high)) == sees_the_floor
+
+
+def test_conserving_momentum_particles_cannot_push_themselves_away_from_walls(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    position, _, particle_type = window(falling_blocks)  # a block hitting the floor
+    far = {**metadata, "bounds": [[lo - 1.0, hi + 1.0] for lo, hi in metadata["bounds"]]}
+    config = SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True})
+    totals = []
+    for meta in (far, metadata):
+        simulator = make_simulator(meta, config)
+        with torch.no_grad():
+            acceleration = simulator(position, particle_type)
+        assert acceleration.std(dim=0).min() > 0.01  # the pair terms are real
+        totals.append(acceleration.sum(dim=0) - len(position) * simulator.graph_network.decoder.bias)
+    away, near = totals
+    assert away.abs().max() < 1e-3, away  # the pair terms cancel: the block falls with the constant
+    assert near.abs().max() > 0.1, near  # the floor pushes back
+
+
+def test_conserving_momentum_needs_every_edge_reversed(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    position, _, particle_type = window(falling_blocks)
+    simulator = make_simulator(metadata, SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True}))
+    one_way = simulator.connectivity(position[:, -1])[:, 1:]
+    with pytest.raises(ValueError, match="symmetric graph"):
+        simulator(position, particle_type, one_way)
 
 
 def test_material_parameters_enter_the_node_features(falling_blocks):
