@@ -237,7 +237,7 @@ def test_generated_dataset_is_accepted_by_the_gnsim_reader(tmp_path):
         -9.81,
     ]  # read by the constant-velocity-plus-gravity baseline
     trajectory = split_file(tmp_path / "water", "train")[0]
-    assert 250 <= trajectory.position.shape[1] <= 600
+    assert 63 <= trajectory.position.shape[1] <= 150  # small water: 2 cm particles
     assert sorted(p.name for p in (tmp_path / "water").iterdir()) == [
         "metadata.json",
         "test.h5",
