@@ -121,6 +121,7 @@ def reverse_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 class ConservativeDecoder(nn.Module):
     """Per-node outputs o_i = b + sum_j (p_ji - p_ij) + sum_g gate_ig w_ig.
 
+    b is learned, or a given constant.
     p_ji = phi(e_ji, v_i, v_j) is one MLP per edge j->i. Its antisymmetric part is what edge j->i
     adds to node i and edge i->j takes from node j, like a force and its reaction: over a
     symmetric graph these terms sum to zero, so the nodes' total is b N plus the gated node terms
@@ -129,7 +130,7 @@ class ConservativeDecoder(nn.Module):
     """
 
     def __init__(self, latent_size: int, hidden_size: int, num_hidden_layers: int,
-                 output_size: int, num_gates: int):
+                 output_size: int, num_gates: int, constant: torch.Tensor | None = None):
         super().__init__()
         self.output_size, self.num_gates = output_size, num_gates
         self.edge_function = mlp(3 * latent_size, hidden_size, num_hidden_layers, output_size,
@@ -139,7 +140,10 @@ class ConservativeDecoder(nn.Module):
         self.edge_function[-1].register_parameter("bias", None)
         self.node_function = (mlp(latent_size, hidden_size, num_hidden_layers,
                                   num_gates * output_size, layer_norm=False) if num_gates else None)
-        self.bias = nn.Parameter(torch.zeros(output_size))
+        if constant is None:
+            self.bias = nn.Parameter(torch.zeros(output_size))
+        else:  # a known constant (gravity) is not learned
+            self.register_buffer("bias", constant.float().reshape(output_size).clone())
 
     def forward(self, node_latent: torch.Tensor, edge_latent: torch.Tensor,
                 edge_index: torch.Tensor, node_gate: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,6 +176,7 @@ class EncodeProcessDecode(nn.Module):
         layer_norm: bool = True,
         conservative: bool = False,
         num_gates: int = 0,
+        constant: torch.Tensor | None = None,
     ):
         super().__init__()
         hidden = (mlp_hidden_size, mlp_num_hidden_layers)
@@ -184,7 +189,7 @@ class EncodeProcessDecode(nn.Module):
         )
         self.message_passing_steps = message_passing_steps
         self.decoder = (
-            ConservativeDecoder(latent_size, *hidden, output_size, num_gates)
+            ConservativeDecoder(latent_size, *hidden, output_size, num_gates, constant)
             if conservative
             else mlp(latent_size, *hidden, output_size, layer_norm=False)
         )

@@ -51,8 +51,9 @@ class SimulatorConfig:
     # clipped to [-1, 1]) beside the paper's clip at R; None: only the paper's.
     wall_feature_range: float | None = None
     # True: the decoder conserves momentum (graph_network.ConservativeDecoder): accelerations are
-    # a learned constant (gravity), antisymmetric pair terms between neighbours and wall terms
-    # gated to zero beyond R from each wall, so water cannot brake or lift itself in mid-air.
+    # gravity (from the metadata, else a learned constant), antisymmetric pair terms between
+    # neighbours and wall terms gated to zero beyond R from each wall, so water cannot brake or
+    # lift itself in mid-air.
     # False (the paper): an MLP per particle.
     conserve_momentum: bool = False
 
@@ -125,7 +126,20 @@ class LearnedSimulator(nn.Module):
             layer_norm=config.layer_norm,
             conservative=config.conserve_momentum,
             num_gates=2 * dim if config.conserve_momentum else 0,
+            constant=self.gravity(metadata) if config.conserve_momentum else None,
         )
+
+    def gravity(self, metadata: dict) -> torch.Tensor | None:
+        """Gravity as a normalised acceleration per frame, g dt^2, when the metadata gives it.
+
+        The conserving decoder then takes it as its constant: blocks away from walls fall with
+        exactly g. Learned instead, the constant took many steps to get there (0.21 g at step 2000
+        of the `quick` run), as water resting in deep pools pulls it towards 0.
+        """
+        if "gravity" not in metadata:
+            return None
+        gravity = torch.as_tensor(metadata["gravity"], dtype=torch.float64) * float(metadata["dt"]) ** 2
+        return self.acceleration_normalizer(gravity.float())
 
     # -- geometry ----------------------------------------------------------------------------
 

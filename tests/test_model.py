@@ -202,7 +202,7 @@ def test_wall_feature_range_lets_a_particle_see_walls_beyond_the_radius(falling_
 
 
 def test_conserving_momentum_particles_cannot_push_themselves_away_from_walls(falling_blocks):
-    metadata = read_metadata(falling_blocks)
+    metadata = {**read_metadata(falling_blocks), "gravity": [0.0, -9.81]}
     position, _, particle_type = window(falling_blocks)  # a block hitting the floor
     far = {**metadata, "bounds": [[lo - 1.0, hi + 1.0] for lo, hi in metadata["bounds"]]}
     config = SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True})
@@ -216,6 +216,11 @@ def test_conserving_momentum_particles_cannot_push_themselves_away_from_walls(fa
     away, near = totals
     assert away.abs().max() < 1e-3, away  # the pair terms cancel: the block falls with the constant
     assert near.abs().max() > 0.1, near  # the floor pushes back
+    # The constant is gravity, g dt^2 per frame, known from the metadata and not learned.
+    constant = simulator.acceleration_normalizer.inverse(simulator.graph_network.decoder.bias)
+    expected = torch.tensor(metadata["gravity"]) * metadata["dt"] ** 2
+    assert torch.allclose(constant, expected, atol=1e-9)
+    assert "graph_network.decoder.bias" not in dict(simulator.named_parameters())
 
 
 def test_conserving_momentum_needs_every_edge_reversed(falling_blocks):
