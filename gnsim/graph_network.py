@@ -8,7 +8,7 @@ particles. The physics (features, normalisation, integration) lives in `learned_
                the edge latents, then the node latents from the summed incoming edges, with
                residual connections on both;
     decoder:   an MLP from the final node latents to the output (no LayerNorm); or, with
-               `conservative`, a learned constant plus per-edge terms that are antisymmetric
+               `conservative`, a constant (given, or learned) plus per-edge terms that are antisymmetric
                (the term edge j->i adds to node i, edge i->j takes from node j), so that on a
                symmetric graph they sum to zero over the nodes, plus optional node terms
                weighted by per-node gates (zero where the gate is).
@@ -150,7 +150,8 @@ class ConservativeDecoder(nn.Module):
         receiver = edge_index[1]
         pair = edge_mlp(self.edge_function, edge_latent, node_latent, edge_index)
         antisymmetric = pair - pair[reverse_edges(edge_index, len(node_latent))]
-        output = self.bias.expand(len(node_latent), -1).index_add(0, receiver, antisymmetric)
+        # Summed in float32 (under bf16 autocast too): the pair terms must cancel to round-off.
+        output = self.bias.expand(len(node_latent), -1).index_add(0, receiver, antisymmetric.float())
         if self.node_function is not None:
             if node_gate is None:
                 raise ValueError(f"the decoder expects {self.num_gates} gates per node, got none")

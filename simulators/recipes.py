@@ -36,7 +36,7 @@ SIZES_3D = {"small": Size(0.025, (800, 2000), (10, 1, 1), 0.005), "paper": Size(
 # Small `water` has 2 cm particles (the same water volume, 63-150 of them). Its K = 2 MPa carries
 # a pressure wave 22 cm in a 0.005 s frame, which stops a landing block at once; the `quick`
 # model's 5 message-passing steps over R = 2.5 spacings reach 25 cm at 2 cm but 12.5 cm at 1 cm,
-# where its whole test rollouts scored 1.2-1.8x constant velocity against 1.9-3.0x here.
+# where its whole valid rollouts scored 0.7-1.8x constant velocity (3 seeds) against 1.2-6.7x here.
 WATER_SMALL_2D = Size(0.02, (63, 150), (20, 8, 16), 0.005)
 
 

@@ -223,6 +223,19 @@ def test_conserving_momentum_particles_cannot_push_themselves_away_from_walls(fa
     assert "graph_network.decoder.bias" not in dict(simulator.named_parameters())
 
 
+def test_conserving_momentum_runs_under_bf16_autocast(falling_blocks):
+    # As training does on CUDA (amp=auto); the pair terms are summed in float32.
+    metadata = {**read_metadata(falling_blocks), "gravity": [0.0, -9.81]}
+    position, _, particle_type = window(falling_blocks)
+    simulator = make_simulator(metadata, SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True}))
+    with torch.no_grad():
+        exact = simulator(position, particle_type)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = simulator(position, particle_type)
+    assert mixed.dtype == torch.float32
+    assert (mixed - exact).abs().max() < 0.05 * exact.abs().max()
+
+
 def test_conserving_momentum_needs_every_edge_reversed(falling_blocks):
     metadata = read_metadata(falling_blocks)
     position, _, particle_type = window(falling_blocks)
