@@ -111,9 +111,9 @@ def reverse_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     order = torch.argsort(key)
     if not len(key):
         return order  # no edges, none to reverse
-    position = torch.searchsorted(key[order], sender * num_nodes + receiver).clamp(max=len(key) - 1)
-    reverse = order[position]
-    if not bool((key[reverse] == sender * num_nodes + receiver).all()):
+    reverse_key = sender * num_nodes + receiver
+    reverse = order[torch.searchsorted(key[order], reverse_key).clamp(max=len(key) - 1)]
+    if not bool((key[reverse] == reverse_key).all()):
         raise ValueError("conservative decoding needs a symmetric graph: an edge has no reverse")
     return reverse
 

@@ -193,9 +193,8 @@ class LearnedSimulator(nn.Module):
                 self.periodic_axes.repeat(2 * len(self.wall_scales)), 1.0
             )
         node_features.append(distance_to_boundaries)
-        wall_gate = (1.0 - distance_to_walls / self.connectivity_radius).clamp(0.0, 1.0)
-        if any(self.periodic):
-            wall_gate = wall_gate.masked_fill(self.periodic_axes.repeat(2), 0.0)
+        # From the distances / R (the first scale), where a periodic axis already reads "far".
+        wall_gate = 1.0 - distance_to_boundaries[:, : 2 * self.dim].clamp(min=0.0)
 
         if self.particle_type_embedding is not None:
             node_features.append(self.particle_type_embedding(particle_type))
