@@ -56,6 +56,9 @@ class SimulatorConfig:
     # lift itself in mid-air.
     # False (the paper): an MLP per particle.
     conserve_momentum: bool = False
+    # True (the paper, learning_to_simulate's connectivity_utils and geoelements/gns): every
+    # particle also has an edge to itself, so each node receives at least one message.
+    self_edges: bool = True
 
     @classmethod
     def from_dict(cls, values: dict) -> SimulatorConfig:
@@ -88,7 +91,8 @@ class LearnedSimulator(nn.Module):
         self.periodic = [
             bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
         ]
-        self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
+        # Not saved: a trained model takes the bounds of the dataset it rolls out on.
+        self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32), persistent=False)
         self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
         walls = torch.tensor(wall_bounds(metadata), dtype=torch.float32)
         self.register_buffer("walls", walls, persistent=False)
@@ -156,7 +160,10 @@ class LearnedSimulator(nn.Module):
         self, position: torch.Tensor, batch: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
-        return connectivity(position, self.connectivity_radius, batch, self.bounds, self.periodic)
+        return connectivity(
+            position, self.connectivity_radius, batch, self.bounds, self.periodic,
+            self.config.self_edges,
+        )
 
     # -- features ----------------------------------------------------------------------------
 
@@ -285,9 +292,12 @@ def connectivity(
     batch: torch.Tensor | None = None,
     bounds: list | None = None,
     periodic: list | None = None,
+    self_edges: bool = True,
 ) -> torch.Tensor:
     """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
-    edge_index = radius_graph(position, radius, batch=batch, bounds=bounds, periodic=periodic)
+    edge_index = radius_graph(
+        position, radius, batch=batch, loop=self_edges, bounds=bounds, periodic=periodic
+    )
     order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
     return edge_index[:, order]
 

@@ -49,10 +49,10 @@ DEFAULTS: dict = {
     # reporting and checkpoints
     "log_every": 100,
     "validate_every": 10_000,
-    "valid_samples": 200,  # one-step windows of the valid split, evenly spaced
     "rollout_trajectories": 1,
     "rollout_steps": 100,
     "checkpoint_every": 1_000,
+    "keep_every": 0,  # also keep checkpoints/step_NNNNNNNN.pt every this many steps (learning curves); 0: none
     "tensorboard": True,
 }
 MODEL_KEYS = tuple(f.name for f in fields(SimulatorConfig))
