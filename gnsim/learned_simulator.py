@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from gnsim.conserving_decoder import ConservativeDecoder
 from gnsim.dataset import KINEMATIC_PARTICLE, wall_bounds
 from gnsim.graph_network import EncodeProcessDecode
 from gnsim.neighbors import radius_graph
@@ -50,7 +51,7 @@ class SimulatorConfig:
     # Metres within which walls are also seen on a second, coarser scale (distance / this,
     # clipped to [-1, 1]) beside the paper's clip at R; None: only the paper's.
     wall_feature_range: float | None = None
-    # True: the decoder conserves momentum (graph_network.ConservativeDecoder): accelerations are
+    # True: the decoder conserves momentum (conserving_decoder.ConservativeDecoder): accelerations are
     # gravity (from the metadata, else a learned constant), antisymmetric pair terms between
     # neighbours and wall terms gated to zero beyond R from each wall, so water cannot brake or
     # lift itself in mid-air.
@@ -117,6 +118,11 @@ class LearnedSimulator(nn.Module):
                 else 0
             )
         )
+        decoder = None  # the paper's: an MLP per particle
+        if config.conserve_momentum:  # one gate per wall: lower and upper on each axis
+            decoder = ConservativeDecoder(config.latent_size, config.mlp_hidden_size,
+                                          config.mlp_num_hidden_layers, dim, num_gates=2 * dim,
+                                          constant=self.gravity(metadata))
         self.graph_network = EncodeProcessDecode(
             node_input_size=node_input_size,
             edge_input_size=dim + 1,
@@ -128,9 +134,7 @@ class LearnedSimulator(nn.Module):
             shared_weights=config.shared_weights,
             aggregation=config.aggregation,
             layer_norm=config.layer_norm,
-            conservative=config.conserve_momentum,
-            num_gates=2 * dim if config.conserve_momentum else 0,
-            constant=self.gravity(metadata) if config.conserve_momentum else None,
+            decoder=decoder,
         )
 
     def gravity(self, metadata: dict) -> torch.Tensor | None:
