@@ -1,0 +1,57 @@
+"""Hostile and broken inputs, each built here: one-line errors, nothing run, nothing half-written.
+
+docs/reliability.md keeps the table of what was tried and what happens.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gnsim.convert.__main__ import main as convert_main
+from training.train import main as train_main
+
+
+class RunsCode:
+    """Unpickling this would run a shell command: what a crafted gns .npz can hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def hostile_npz(tmp_path):
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    metadata = {"dim": 2, "bounds": [[0, 1], [0, 1]], "default_connectivity_radius": 0.05, "dt": 0.005,
+                "sequence_length": 9, "vel_mean": [0, 0], "vel_std": [1, 1], "acc_mean": [0, 0], "acc_std": [1, 1]}
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    trajectories = np.empty(1, dtype=object)
+    trajectories[0] = (np.zeros((10, 4, 2), np.float32), RunsCode(tmp_path / "PWNED"))
+    np.savez(folder / "train.npz", gns_data=trajectories)
+    return folder
+
+
+def one_line_error(capsys) -> str:
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error
+    return error
+
+
+def test_a_crafted_npz_is_refused_by_the_converter_and_runs_nothing(hostile_npz, tmp_path, capsys):
+    assert convert_main([str(hostile_npz), str(tmp_path / "out")]) == 2
+    assert "refused to load posix.system: not part of a gns dataset" in one_line_error(capsys)
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_crafted_npz_is_refused_by_the_trainer_and_runs_nothing(hostile_npz, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        train_main(["--config", "quick", "--data", str(hostile_npz), "--out", str(tmp_path / "run"), "steps=2"])
+    assert exit_code.value.code == 2
+    assert "refused to load posix.system" in one_line_error(capsys)
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloaded"]  # no cache left behind
