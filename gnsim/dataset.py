@@ -10,6 +10,7 @@ per process, and check every array they hand out; errors name the file, trajecto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 # Particle type ids of the GNS datasets (learning_to_simulate).
 PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
+CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
 REQUIRED_METADATA = (
@@ -131,6 +133,7 @@ class DatasetWriter:
             **(metadata or {}),
         }
         self.statistics = MotionStatistics(dim)
+        self._digests: dict[str, hashlib._Hash] = {}
         self._files: dict[str, h5py.File] = {}
         self._counts: dict[str, int] = {}
         self._lengths: dict[str, set[int]] = {}
@@ -156,18 +159,24 @@ class DatasetWriter:
         _check_trajectory(name, position, particle_type, self.dim)
         if split not in self._files:
             self._files[split] = h5py.File(self._temporary(split), "w")
+            self._digests[split] = hashlib.sha256()
         group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
-        group.create_dataset("position", data=position.astype(np.float32, copy=False))
-        group.create_dataset("particle_type", data=particle_type.astype(np.int64, copy=False))
-        for key, value in extras.items():
-            group.create_dataset(key, data=np.asarray(value))
+        fields = {"position": position.astype(np.float32, copy=False),
+                  "particle_type": particle_type.astype(np.int64, copy=False),
+                  **{key: np.asarray(value) for key, value in extras.items()}}
+        for key, value in fields.items():
+            group.create_dataset(key, data=value)
+            self._digests[split].update(key.encode() + np.ascontiguousarray(value).tobytes())
         self._counts[split] = self._counts.get(split, 0) + 1
         self._lengths.setdefault(split, set()).add(len(position))
         if split == "train":
             self.statistics.add(position, particle_type)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for file in self._files.values():
+        # Each split file and the metadata name the same content digest: a split file left from
+        # another write (an interrupted rewrite, a stale split) is refused on read.
+        for split, file in self._files.items():
+            file.attrs[CONTENT_DIGEST] = self._digests[split].hexdigest()
             file.close()
         if exc_type is not None:
             return self._discard()
@@ -182,6 +191,8 @@ class DatasetWriter:
                 raise DatasetError(f"{self.folder}: no training split was written, so metadata needs {key!r}")
         for split in self._files:
             os.replace(self._temporary(split), self.folder / f"{split}.h5")
+        for split in set(SPLITS) - set(self._files):  # a split of an earlier write, not of this one
+            (self.folder / f"{split}.h5").unlink(missing_ok=True)
         lengths = self._lengths.get("train") or set().union(*self._lengths.values())
         metadata = {
             **self.metadata,
@@ -189,6 +200,7 @@ class DatasetWriter:
             "sequence_length": max(lengths) - 1,
             **{f"sequence_length_{s}": max(n) - 1 for s, n in self._lengths.items()},
             **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
+            "split_digests": {split: digest.hexdigest() for split, digest in self._digests.items()},
             **statistics,
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
@@ -283,6 +295,10 @@ class TrajectoryFile:
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
+        expected = self.metadata.get("split_digests", {}).get(self.path.stem)
+        if expected is not None and self._file.attrs.get(CONTENT_DIGEST) != expected:
+            raise DatasetError(f"{self.path}: not the file metadata.json was written with (its content "
+                               "digest differs): the folder mixes two writes; regenerate it")
 
     @property
     def _file(self) -> h5py.File:

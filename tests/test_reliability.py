@@ -5,6 +5,7 @@ docs/reliability.md keeps the table of what was tried and what happens.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -55,3 +56,20 @@ def test_a_crafted_npz_is_refused_by_the_trainer_and_runs_nothing(hostile_npz, t
     assert "refused to load posix.system" in one_line_error(capsys)
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloaded"]  # no cache left behind
+
+
+def test_a_split_file_from_another_write_is_refused_and_stale_splits_are_removed(tmp_path):
+    from gnsim import DatasetError, WindowDataset, validate
+    from tests.conftest import write_dataset
+
+    first = write_dataset(tmp_path / "first", train=2, valid=1, seed=0)
+    second = write_dataset(tmp_path / "second", train=2, valid=1, seed=5)
+    # As a rewrite interrupted between renaming its split files and writing its metadata leaves it:
+    shutil.copyfile(f"{second}/train.h5", f"{first}/train.h5")
+    for read in (validate, lambda folder: WindowDataset(folder, "train")):
+        with pytest.raises(DatasetError, match="train.h5: not the file metadata.json was written with"):
+            read(first)
+    # Rewriting a folder without a valid split removes the old valid.h5 rather than keeping it.
+    write_dataset(tmp_path / "first", train=2, valid=0, seed=1)
+    assert not (tmp_path / "first" / "valid.h5").exists()
+    validate(first)
