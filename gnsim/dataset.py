@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 # Particle type ids of the GNS datasets (learning_to_simulate).
 PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
+OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box sizes are corrupt
 CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
@@ -382,11 +383,23 @@ def validate(folder: str | os.PathLike) -> dict:
     metadata = read_metadata(folder)
     if not (Path(folder) / "train.h5").is_file():
         raise DatasetError(f"{Path(folder) / 'train.h5'}: file not found")
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    extent = bounds[:, 1] - bounds[:, 0]
     for split in SPLITS:
         if (Path(folder) / f"{split}.h5").is_file():
             trajectories = split_file(folder, split, metadata)
             for k in range(len(trajectories)):
-                trajectories.read(k)
+                position = trajectories.read(k).position
+                # A simulator's particle can leak past a wall, never by a whole box (nor can a
+                # periodic one, which the data wraps): such a position is corrupt.
+                outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (
+                    position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
+                if outside.any():
+                    frame, particle, axis = np.argwhere(outside)[0]
+                    raise DatasetError(
+                        f"{trajectories.path} trajectory {trajectories.names[k]}: position[{frame}, {particle}, {axis}]"
+                        f" = {position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
+                        f"outside the bounds {bounds[axis].tolist()}")
     return metadata
 
 

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from gnsim.convert.__main__ import main as convert_main
 from training.train import main as train_main
@@ -73,3 +74,40 @@ def test_a_split_file_from_another_write_is_refused_and_stale_splits_are_removed
     write_dataset(tmp_path / "first", train=2, valid=0, seed=1)
     assert not (tmp_path / "first" / "valid.h5").exists()
     validate(first)
+
+
+@pytest.mark.parametrize("case", ["huge positions", "learning rate 10"])
+def test_training_that_diverges_stops_with_one_line_and_keeps_no_broken_checkpoint(tmp_path, capsys, case):
+    import h5py
+
+    from tests.conftest import write_dataset
+    from tests.test_training import TINY
+
+    data = write_dataset(tmp_path / "data", train=2, valid=1)
+    overrides = ["learning_rate=10", "learning_rate_final=10"] if case == "learning rate 10" else []
+    if case == "huge positions":  # a few particles 1e30 m away: written past the writer's checks
+        with h5py.File(f"{data}/train.h5", "r+") as file:
+            file["00000/position"][10:, :3] = 1e30
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_code:
+        train_main(["--config", "quick", "--data", data, "--out", str(run), *TINY, "steps=300",
+                    "checkpoint_every=1", "log_every=1000", *overrides])
+    assert exit_code.value.code == 2
+    assert "training diverged at step" in one_line_error(capsys)
+    for checkpoint in (run / "checkpoints").glob("*.pt"):
+        weights = torch.load(checkpoint, weights_only=True)["model"]
+        assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_validate_refuses_positions_a_box_size_outside_the_bounds(tmp_path):
+    import h5py
+
+    from gnsim import DatasetError, validate
+    from tests.conftest import write_dataset
+
+    data = write_dataset(tmp_path / "data", train=1, valid=0)
+    validate(data)
+    with h5py.File(f"{data}/train.h5", "r+") as file:
+        file["00000/position"][4, 2, 1] = 1e30
+    with pytest.raises(DatasetError, match=r"train.h5 trajectory 00000: position\[4, 2, 1\] = 1e\+30 lies more"):
+        validate(data)

@@ -237,7 +237,15 @@ def test_a_config_value_of_the_wrong_type_is_one_line(tmp_path, capsys, falling_
     "override, error",
     [
         ("connectivity_radius=wide", "config key 'connectivity_radius' in the command line must be a number, got 'wide'"),
-        ("wall_feature_range=-0.2", "wall_feature_range must be > 0 m, got -0.2"),
+        ("wall_feature_range=-0.2", "config key 'wall_feature_range' in the command line must be above 0, got -0.2"),
+        ("connectivity_radius=-0.1", "config key 'connectivity_radius' in the command line must be above 0, got -0.1"),
+        ("batch_size=0", "config key 'batch_size' in the command line must be at least 1, got 0"),
+        ("learning_rate=-1", "config key 'learning_rate' in the command line must be above 0, got -1.0"),
+        ("steps=-5", "config key 'steps' in the command line must be at least 0, got -5"),
+        ("noise_std=-1", "config key 'noise_std' in the command line must be at least 0, got -1.0"),
+        ("amp=fp8", "config key 'amp' in the command line must be one of auto, bf16, off, got 'fp8'"),
+        ("aggregation=[1,2]", "config key 'aggregation' in the command line must be a string, got [1, 2]"),
+        ("ema_decay=1", "config key 'ema_decay' in the command line must be at least 0 and at most 0.999999, got 1.0"),
     ],
 )
 def test_an_optional_model_number_is_checked_before_training(tmp_path, capsys, falling_blocks, override, error):

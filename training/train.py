@@ -180,6 +180,7 @@ def train(
         )
 
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
+    diverged = torch.zeros((), dtype=torch.long, device=device)
     last_metrics: dict = {}
     while step < config["steps"]:
         batch = next(loader).to(device, non_blocking=True)
@@ -211,7 +212,15 @@ def train(
             loss_count + 1,
             samples + config["batch_size"],
         )
-        if step % config["log_every"] == 0 or step == config["steps"]:
+        # The first step whose loss was not finite or past DIVERGED_LOSS, also kept on the device.
+        diverged = torch.where((diverged == 0) & ~(loss.detach().abs() <= DIVERGED_LOSS), step, diverged)
+        log_now = step % config["log_every"] == 0 or step == config["steps"]
+        validate_now = step % config["validate_every"] == 0 or step == config["steps"]
+        checkpoint_now = step % config["checkpoint_every"] == 0 or step == config["steps"]
+        keep_now = config["keep_every"] and step % config["keep_every"] == 0
+        if log_now or validate_now or checkpoint_now or keep_now:
+            stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+        if log_now:
             if distributed:  # the global batch's loss: the mean of the ranks' shares
                 dist.all_reduce(loss_sum)
                 loss_sum /= world_size
@@ -233,24 +242,35 @@ def train(
         progress.update(1)
 
         if master:
-            validate_now = validation.available and (
-                step % config["validate_every"] == 0 or step == config["steps"]
-            )
-            if validate_now:
+            if validate_now and validation.available:
                 scores = validation.run(simulator if average is None else average)
                 logger.log({"step": step, **scores})
                 last_metrics.update(scores)
                 if scores["valid_score"] < best:
                     best = scores["valid_score"]
                     save("best.pt")
-            if step % config["checkpoint_every"] == 0 or step == config["steps"]:
+            if checkpoint_now:
                 save("last.pt")
-            if config["keep_every"] and step % config["keep_every"] == 0:
+            if keep_now:
                 save(f"step_{step:08d}.pt")
     progress.close()
     if logger:
         logger.close()
     return last_metrics
+
+
+# A normalised-acceleration loss this large (the data's own is O(1) per axis) has diverged.
+DIVERGED_LOSS = 1e6
+
+
+def stop_if_diverged(diverged: torch.Tensor, distributed: bool, last: Path) -> None:
+    """Raise, before anything is saved, if some step's loss was not finite or past DIVERGED_LOSS."""
+    if distributed:  # every rank stops together
+        dist.all_reduce(diverged, op=dist.ReduceOp.MAX)
+    if int(diverged):
+        kept = f"{last} keeps the last checkpoint before it" if last.is_file() else "no checkpoint was written"
+        raise TrainingError(f"training diverged at step {int(diverged)} (loss not finite or above "
+                            f"{DIVERGED_LOSS:g}); {kept}. Lower learning_rate or check the data")
 
 
 class Validation:
