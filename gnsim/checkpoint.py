@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import yaml
 
+from gnsim.atomic import temporary_path
 from gnsim.dataset import read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 
@@ -63,7 +64,7 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     }
     if average is not None:
         checkpoint["average"] = average.state_dict()
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary = temporary_path(path)
     torch.save(checkpoint, temporary)
     os.replace(temporary, path)
 

@@ -21,6 +21,8 @@ import h5py
 import numpy as np
 import torch
 
+from gnsim.atomic import temporary_path, write_json_atomic
+
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 # Particle type ids of the GNS datasets (learning_to_simulate).
@@ -148,7 +150,7 @@ class DatasetWriter:
             self._temporary(split).unlink(missing_ok=True)
 
     def _temporary(self, split: str) -> Path:
-        return self.folder / f".{split}.h5.partial-{os.getpid()}"
+        return temporary_path(self.folder / f"{split}.h5")
 
     def add(self, split: str, position: np.ndarray, particle_type: np.ndarray, **extras) -> None:
         """Append one trajectory to `split`; `position` [T, N, D], `particle_type` [N]."""
@@ -205,13 +207,6 @@ class DatasetWriter:
             **statistics,
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write JSON to a temporary name beside `path`, then rename: a file that exists is whole."""
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ docs/reliability.md keeps the table of what was tried and what happens.
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +112,48 @@ def test_validate_refuses_positions_a_box_size_outside_the_bounds(tmp_path):
         file["00000/position"][4, 2, 1] = 1e30
     with pytest.raises(DatasetError, match=r"train.h5 trajectory 00000: position\[4, 2, 1\] = 1e\+30 lies more"):
         validate(data)
+
+
+def test_ctrl_c_saves_the_step_reached_and_resume_continues_and_clears_killed_saves(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import write_dataset
+    from tests.test_training import TINY
+
+    data = write_dataset(tmp_path / "data", train=2, valid=1)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "training.train", "--config", "quick", "--data", data, "--out", str(run),
+               *TINY, "steps=100000", "checkpoint_every=100000", "log_every=1"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 3):
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    message = process.stderr.read().strip().splitlines()[-1]
+    step = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert message.startswith(f"interrupted at step {step}: ") and "--resume --out" in message
+    killed_save = run / "checkpoints" / ".last.pt.partial-99999999"  # as a SIGKILL mid-save leaves it
+    killed_save.write_bytes(b"half a checkpoint")
+    train_main(["--resume", "--out", str(run), f"steps={step + 2}"])
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == step + 2
+    assert not killed_save.exists()
+
+
+def test_only_temporary_files_of_dead_processes_are_removed(tmp_path):
+    from gnsim.atomic import remove_stale_partials
+
+    live = tmp_path / f".train.h5.partial-{os.getppid()}"  # a second writer, still running
+    dead = tmp_path / ".train.h5.partial-99999999"
+    staging = tmp_path / ".water.partial-99999998"  # a converter's staging folder
+    staging.mkdir()
+    for path in (live, dead):
+        path.write_bytes(b"")
+    assert sorted(remove_stale_partials(tmp_path)) == sorted([dead, staging])
+    assert live.exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gnsim.atomic import write_json_atomic
 from gnsim.checkpoint import (
     CheckpointError,
     checkpoint_run,
@@ -30,7 +31,6 @@ from gnsim.dataset import (
     DatasetWriter,
     TrajectoryDataset,
     read_metadata,
-    write_json_atomic,
 )
 from gnsim.metrics import SCORECARD, format_table, losing_rows
 from gnsim.scorecard import aggregates, score

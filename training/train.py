@@ -15,7 +15,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from datetime import datetime
@@ -27,6 +29,7 @@ import yaml
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from gnsim.atomic import remove_stale_partials, write_atomic
 from gnsim.checkpoint import (
     METADATA_KEYS,
     PHYSICS_KEYS,
@@ -150,6 +153,8 @@ def train(
     logger = None
     if master:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (out, checkpoint_dir):  # what a killed save left behind is never whole
+            remove_stale_partials(folder)
         write_atomic(
             out / "config.yaml",
             yaml.safe_dump({**config, "data": str(data)}, sort_keys=False).encode(),
@@ -182,81 +187,99 @@ def train(
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
     diverged = torch.zeros((), dtype=torch.long, device=device)
     last_metrics: dict = {}
-    while step < config["steps"]:
-        batch = next(loader).to(device, non_blocking=True)
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    # Ctrl-C ends the step under way; then the run saves last.pt and stops (Interrupted).
+    interrupted: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main_thread else None
+    try:
+        while step < config["steps"] and not interrupted:
+            batch = next(loader).to(device, non_blocking=True)
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
-        with autocast:
-            predicted = model(
-                batch.position,
-                batch.particle_type,
-                batch.edge_index,
-                material=getattr(batch, "material", None),
-            )
-        target = simulator.normalized_acceleration_target(batch.target, batch.position)
-        loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
-        optimizer.step()
-        if average is not None:
-            update_average(averaged_weights, weights, step)
-        step += 1
-
-        # Sum on the device, read at log steps only: no host sync per step.
-        loss_sum, loss_count, samples = (
-            loss_sum + loss.detach(),
-            loss_count + 1,
-            samples + config["batch_size"],
-        )
-        # The first step whose loss was not finite or past DIVERGED_LOSS, also kept on the device.
-        diverged = torch.where((diverged == 0) & ~(loss.detach().abs() <= DIVERGED_LOSS), step, diverged)
-        log_now = step % config["log_every"] == 0 or step == config["steps"]
-        validate_now = step % config["validate_every"] == 0 or step == config["steps"]
-        checkpoint_now = step % config["checkpoint_every"] == 0 or step == config["steps"]
-        keep_now = config["keep_every"] and step % config["keep_every"] == 0
-        if log_now or validate_now or checkpoint_now or keep_now:
-            stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
-        if log_now:
-            if distributed:  # the global batch's loss: the mean of the ranks' shares
-                dist.all_reduce(loss_sum)
-                loss_sum /= world_size
-            elapsed = time.perf_counter() - clock
-            last_metrics = {
-                "step": step,
-                "loss": float(loss_sum) / loss_count,
-                "lr": lr,
-                "samples_per_s": samples / elapsed,
-            }
-            if master:
-                logger.log(last_metrics)
-                progress.set_postfix(
-                    loss=f"{last_metrics['loss']:.3g}",
-                    lr=f"{lr:.2g}",
-                    samples_s=f"{last_metrics['samples_per_s']:.1f}",
+            with autocast:
+                predicted = model(
+                    batch.position,
+                    batch.particle_type,
+                    batch.edge_index,
+                    material=getattr(batch, "material", None),
                 )
-            loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
-        progress.update(1)
+            target = simulator.normalized_acceleration_target(batch.target, batch.position)
+            loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
+            optimizer.step()
+            if average is not None:
+                update_average(averaged_weights, weights, step)
+            step += 1
 
+            # Sum on the device, read at log steps only: no host sync per step.
+            loss_sum, loss_count, samples = (
+                loss_sum + loss.detach(),
+                loss_count + 1,
+                samples + config["batch_size"],
+            )
+            # The first step whose loss was not finite or past DIVERGED_LOSS, also kept on the device.
+            diverged = torch.where((diverged == 0) & ~(loss.detach().abs() <= DIVERGED_LOSS), step, diverged)
+            log_now = step % config["log_every"] == 0 or step == config["steps"]
+            validate_now = step % config["validate_every"] == 0 or step == config["steps"]
+            checkpoint_now = step % config["checkpoint_every"] == 0 or step == config["steps"]
+            keep_now = config["keep_every"] and step % config["keep_every"] == 0
+            if log_now or validate_now or checkpoint_now or keep_now:
+                stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+            if log_now:
+                if distributed:  # the global batch's loss: the mean of the ranks' shares
+                    dist.all_reduce(loss_sum)
+                    loss_sum /= world_size
+                elapsed = time.perf_counter() - clock
+                last_metrics = {
+                    "step": step,
+                    "loss": float(loss_sum) / loss_count,
+                    "lr": lr,
+                    "samples_per_s": samples / elapsed,
+                }
+                if master:
+                    logger.log(last_metrics)
+                    progress.set_postfix(
+                        loss=f"{last_metrics['loss']:.3g}",
+                        lr=f"{lr:.2g}",
+                        samples_s=f"{last_metrics['samples_per_s']:.1f}",
+                    )
+                loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
+            progress.update(1)
+
+            if master:
+                if validate_now and validation.available:
+                    scores = validation.run(simulator if average is None else average)
+                    logger.log({"step": step, **scores})
+                    last_metrics.update(scores)
+                    if scores["valid_score"] < best:
+                        best = scores["valid_score"]
+                        save("best.pt")
+                if checkpoint_now:
+                    save("last.pt")
+                if keep_now:
+                    save(f"step_{step:08d}.pt")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
+    if interrupted:
+        stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
         if master:
-            if validate_now and validation.available:
-                scores = validation.run(simulator if average is None else average)
-                logger.log({"step": step, **scores})
-                last_metrics.update(scores)
-                if scores["valid_score"] < best:
-                    best = scores["valid_score"]
-                    save("best.pt")
-            if checkpoint_now:
-                save("last.pt")
-            if keep_now:
-                save(f"step_{step:08d}.pt")
+            save("last.pt")
+        raise Interrupted(f"interrupted at step {step}: {checkpoint_dir / 'last.pt'} holds it; "
+                          f"--resume --out {out} continues")
     progress.close()
     if logger:
         logger.close()
     return last_metrics
+
+
+class Interrupted(TrainingError):
+    """Ctrl-C: the run saved its state and stopped."""
 
 
 # A normalised-acceleration loss this large (the data's own is O(1) per axis) has diverged.
@@ -322,12 +345,6 @@ def load_checkpoint(path: Path, simulator: LearnedSimulator, metadata: dict, key
 
 
 # ---- small helpers -------------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
 
 
 class MetricsLogger:
@@ -416,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         command = shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)])
         metrics = train(config, data, out, resume=args.resume, command=command)
+    except Interrupted as message:
+        print(message, file=sys.stderr)
+        sys.exit(130)
     except (TrainingError, DatasetError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

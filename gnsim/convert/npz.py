@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gnsim.atomic import write_json_atomic
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
 from gnsim.dataset import (
     SPLITS,
@@ -31,7 +32,6 @@ from gnsim.dataset import (
     read_json,
     read_metadata,
     split_file,
-    write_json_atomic,
 )
 
 SUFFIX = ".npz"
