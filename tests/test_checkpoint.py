@@ -73,3 +73,18 @@ def test_a_shipped_model_is_weights_only_and_rolls_out_from_its_folder(tmp_path,
     capsys.readouterr()
     rollout_main([str(model), "--data", falling_blocks, "--split", "valid", "--steps", "4"])
     assert "wrote " + str(model / "rollouts" / "valid" / "valid.h5") in capsys.readouterr().out
+
+
+def test_the_learning_curve_scores_every_kept_checkpoint(tmp_path, falling_blocks, capsys):
+    from training.diagnostics.learning_curve import main as curve_main
+
+    run = tmp_path / "run"
+    train(tiny_config("steps=2", "keep_every=1"), falling_blocks, run)
+    curve_main([str(run), "--data", falling_blocks, "--split", "valid"])
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| 1", "| 2", "| constant_velocity", "| constant_velocity_gravity"]
+    saved = json.loads((run / "learning_curve_valid.json").read_text())
+    assert set(saved["curve"]) == {"1", "2"} and "mse_rollout" in saved["curve"]["2"]["model"]
+    with pytest.raises(SystemExit):
+        curve_main([str(run), "--data", falling_blocks, "--steps", "7"])
+    assert capsys.readouterr().err.strip().endswith("no kept checkpoint of step 7 (keep_every)")
