@@ -27,6 +27,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 # Particle type ids of the GNS datasets (learning_to_simulate).
 PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
+NEIGHBOUR_FRAME_STRIDE = 10  # frames between neighbour counts for `mean_neighbours`
 OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box sizes are corrupt
 CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
@@ -136,6 +137,7 @@ class DatasetWriter:
             **(metadata or {}),
         }
         self.statistics = MotionStatistics(dim)
+        self._neighbours = [0, 0]  # neighbour pairs and particle-frames counted on the train split
         self._digests: dict[str, hashlib._Hash] = {}
         self._files: dict[str, h5py.File] = {}
         self._counts: dict[str, int] = {}
@@ -174,6 +176,21 @@ class DatasetWriter:
         self._lengths.setdefault(split, set()).add(len(position))
         if split == "train":
             self.statistics.add(position, particle_type)
+            self._count_neighbours(position, particle_type)
+
+    def _count_neighbours(self, position: np.ndarray, particle_type: np.ndarray) -> None:
+        """Neighbours within the default radius of each moving particle, on every 10th frame."""
+        from scipy.spatial import cKDTree
+
+        moving = particle_type != KINEMATIC_PARTICLE
+        radius = self.metadata["default_connectivity_radius"]
+        for frame in position[::NEIGHBOUR_FRAME_STRIDE]:
+            if not np.isfinite(frame).all():
+                continue
+            tree = cKDTree(frame)
+            counts = tree.query_ball_point(frame[moving], radius, return_length=True)
+            self._neighbours[0] += int(counts.sum()) - int(moving.sum())  # not itself
+            self._neighbours[1] += int(moving.sum())
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # Each split file and the metadata name the same content digest: a split file left from
@@ -205,6 +222,8 @@ class DatasetWriter:
             **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
             "split_digests": {split: digest.hexdigest() for split, digest in self._digests.items()},
             **statistics,
+            # How dense the default-radius graph is: neighbours per moving particle, itself excluded.
+            **({"mean_neighbours": self._neighbours[0] / self._neighbours[1]} if self._neighbours[1] else {}),
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
 
