@@ -6,21 +6,15 @@ per trajectory like WaterDrop; the round trip is checked byte for byte before ti
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-# Run as `python benchmarks/convert.py`, this folder heads sys.path: the repository root takes
-# its place, so that the tests' independent TFRecord writer can be imported.
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
+from benchmarks.deepmind_tfrecord import deepmind_record, write_tfrecord
 from gnsim.convert import convert
 from gnsim.convert.tfrecord import masked_crc32c
-from tests.test_convert import deepmind_record, write_tfrecord
 
 
 def random_walk(rng: np.random.Generator, frames: int, particles: int) -> np.ndarray:

@@ -2,11 +2,11 @@
 
 Scenes are those of Taichi's examples: mpm88 (2D, 8192 fluid particles, 128^2 grid, E = 400,
 rho = 1, dt = 2e-4) and mpm3d (3D, 8192 particles, 32^3 grid, dt = 4e-4). Taichi runs in its own
-environment (`--taichi-python`, or $TAICHI_PYTHON, default /work/venv-taichi/bin/python) through
-benchmarks/mpm88_taichi.py; its figures are null, with the reason, when it is absent.
+environment (`--taichi-python`, or $TAICHI_PYTHON; `bash benchmarks/peers/taichi.sh` builds it and prints
+the path) through benchmarks/mpm88_taichi.py; its figures are null, with the reason, when it is absent.
 Warp runs CPU kernels on one thread; Taichi uses every core.
 
-    python benchmarks/simulators.py [--device cpu|cuda] [--seconds 3]
+    python -m benchmarks.simulators [--device cpu|cuda] [--seconds 3]
 """
 
 import argparse
@@ -20,9 +20,6 @@ from pathlib import Path
 import numpy as np
 import warp as wp
 
-HERE = Path(__file__).resolve().parent
-# This file's name would shadow the `simulators` package: import it from the repository instead.
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from simulators.materials import make_material
 from simulators.mpm import MPMSolver
 
@@ -61,8 +58,9 @@ def ours(dim: int, n_grid: int, dt: float, device: str, seconds: float) -> dict:
 def taichi(example: str, python: str | None, device: str, seconds: float) -> dict:
     """Taichi's own example, timed in a subprocess; {'error': why} when that cannot run."""
     if not python or not Path(python).exists():
-        return {"error": f"no taichi python (set --taichi-python or TAICHI_PYTHON; tried {python!r})"}
-    result = subprocess.run([python, str(HERE / "mpm88_taichi.py"), example, "--device", device,
+        return {"error": f"no taichi python (tried {python!r}): `bash benchmarks/peers/taichi.sh` builds one "
+                         "and prints the path to pass as --taichi-python"}
+    result = subprocess.run([python, str(Path(__file__).with_name("mpm88_taichi.py")), example, "--device", device,
                              "--seconds", str(seconds)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -73,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="warp device: cpu (default) or cuda")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per solver")
-    parser.add_argument("--taichi-python", default=os.environ.get("TAICHI_PYTHON", "/work/venv-taichi/bin/python"))
+    parser.add_argument("--taichi-python", default=os.environ.get("TAICHI_PYTHON"))
     args = parser.parse_args()
     taichi_device = "cuda" if args.device.startswith("cuda") else "cpu"
     report = {"benchmark": "simulators", "device": args.device, "unit": "particle-substeps/s",

@@ -15,15 +15,9 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# Run as `python benchmarks/training.py`, this folder heads sys.path and this file's name would
-# shadow the `training` package: the repository root takes its place.
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np
 import torch
@@ -38,8 +32,8 @@ from training.loss import one_step_loss
 BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
 CONNECTIVITY_RADIUS = 0.015
 FRAME_DT = 0.0025
-PEER_PYTHON = os.environ.get("GNS_PEER_PYTHON", "/work/peers/gns-venv/bin/python")
-PEER_RUNNER = os.environ.get("GNS_PEER_RUNNER", "/work/peers/gns_train_step.py")
+PEER_PYTHON = os.environ.get("GNS_PEER_PYTHON")  # `bash benchmarks/peers/gns.sh` builds it
+PEER_RUNNER = Path(__file__).with_name("peers") / "gns_train_step.py"
 
 
 def water_block(seed: int, columns: int, rows: int, frames: int = 7) -> np.ndarray:
@@ -159,9 +153,9 @@ def measure_peer(
     threads: int,
 ) -> dict:
     """geoelements/gns's training step on the same files, via its runner in its own venv."""
-    if not Path(python).is_file() or not Path(runner).is_file():
-        missing = python if not Path(python).is_file() else runner
-        return {"gns": None, "gns_reason": f"{missing} not found"}
+    if not python or not Path(python).is_file():
+        return {"gns": None, "gns_reason": f"no geoelements/gns python (tried {python!r}): `bash "
+                "benchmarks/peers/gns.sh` builds one and prints the path to pass as --peer-python"}
     command = [
         python,
         runner,

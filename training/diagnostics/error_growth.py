@@ -8,20 +8,16 @@ at constant velocity alone reads about 1.1 at k = 40 (a double eigenvalue of 1 g
 model whose corrections overshoot reads well above it, and its rollouts then boil away from the
 data even where the physics is calm.
 
-    python benchmarks/error_growth.py runs/quick [--data DIR] [--split valid]
+    python -m training.diagnostics.error_growth runs/quick [--data DIR] [--split valid]
 """
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-# benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from gnsim.checkpoint import load_run
 from gnsim.dataset import DatasetError, TrajectoryDataset
 from training.config import TrainingError

@@ -6,21 +6,17 @@ the model's mean acceleration along gravity in units of g (1 is free fall, 0 is 
 is being stopped) and the RMS difference. A model that learned free fall tracks the simulator in
 every bin; one that reads "fast" as "about to hit something" decelerates fast water in mid-air.
 
-    python benchmarks/acceleration_by_speed.py runs/quick [--data DIR] [--split test]
+    python -m training.diagnostics.acceleration_by_speed runs/quick [--data DIR] [--split test]
 """
 
 import argparse
 import itertools
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-# benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from gnsim.checkpoint import load_run
 from gnsim.dataset import DatasetError, TrajectoryDataset
 from training.config import TrainingError

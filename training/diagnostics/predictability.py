@@ -6,7 +6,7 @@ against the recorded trajectory, next to constant velocity. A chaotic flow would
 nudged simulator no better than the baseline; a ratio far above a learned model's says that the
 gap between that model and the simulator is the model's, not the flow's.
 
-    python benchmarks/predictability.py [--data datasets/water] [--nudge 0.1]
+    python -m training.diagnostics.predictability [--data datasets/water] [--nudge 0.1]
 """
 
 import argparse
@@ -16,9 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-# benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from gnsim.baselines import constant_velocity_rollout
 from gnsim.dataset import DatasetError, TrajectoryDataset, read_metadata
 from gnsim.metrics import horizon_mse, position_mse
@@ -37,7 +34,7 @@ def rollout_mse(predicted, truth, particle_type) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=HERE.parent / "datasets" / "water")
+    parser.add_argument("--data", type=Path, default=Path("datasets/water"))
     parser.add_argument("--nudge", type=float, default=0.1, help="added to each block's initial x velocity (m/s)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
