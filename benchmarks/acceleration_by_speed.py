@@ -21,9 +21,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 # benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
 sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+from gnsim.checkpoint import load_run
 from gnsim.dataset import DatasetError, TrajectoryDataset
 from training.config import TrainingError
-from training.rollout import add_run_arguments, load_run
+from training.environment import add_run_arguments
 
 SPEED_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, np.inf)  # m/s along gravity
 

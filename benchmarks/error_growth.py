@@ -22,9 +22,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 # benchmarks/simulators.py would shadow the `simulators` package: import it from the repository instead.
 sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+from gnsim.checkpoint import load_run
 from gnsim.dataset import DatasetError, TrajectoryDataset
 from training.config import TrainingError
-from training.rollout import add_run_arguments, load_run
+from training.environment import add_run_arguments
 
 
 def growth_per_step(simulator, window: torch.Tensor, particle_type: torch.Tensor, steps: int) -> float:

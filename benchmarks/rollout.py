@@ -20,13 +20,13 @@ if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 import numpy as np
 import torch
 
+from gnsim.checkpoint import simulator_from_checkpoint
 from gnsim.dataset import MotionStatistics
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.rollout import rollout
 from simulators import simulate
 from simulators.recipes import RECIPES
 from training.config import load_config
-from training.train import simulator_from_checkpoint
 
 
 def scene_metadata(scene: dict, position: np.ndarray, particle_type: np.ndarray) -> dict:

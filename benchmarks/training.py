@@ -33,7 +33,7 @@ from gnsim import DatasetWriter
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity
 from gnsim.noise import add_training_noise
 from training.config import load_config
-from training.train import one_step_loss
+from training.loss import one_step_loss
 
 BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
 CONNECTIVITY_RADIUS = 0.015

@@ -10,6 +10,7 @@ per process, and check every array they hand out; errors name the file, trajecto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,10 +21,15 @@ import h5py
 import numpy as np
 import torch
 
+from gnsim.atomic import temporary_path, write_json_atomic
+
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 # Particle type ids of the GNS datasets (learning_to_simulate).
 PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
+NEIGHBOUR_FRAME_STRIDE = 10  # frames between neighbour counts for `mean_neighbours`
+OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box sizes are corrupt
+CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
 REQUIRED_METADATA = (
@@ -131,6 +137,8 @@ class DatasetWriter:
             **(metadata or {}),
         }
         self.statistics = MotionStatistics(dim)
+        self._neighbours = [0, 0]  # neighbour pairs and particle-frames counted on the train split
+        self._digests: dict[str, hashlib._Hash] = {}
         self._files: dict[str, h5py.File] = {}
         self._counts: dict[str, int] = {}
         self._lengths: dict[str, set[int]] = {}
@@ -144,7 +152,7 @@ class DatasetWriter:
             self._temporary(split).unlink(missing_ok=True)
 
     def _temporary(self, split: str) -> Path:
-        return self.folder / f".{split}.h5.partial-{os.getpid()}"
+        return temporary_path(self.folder / f"{split}.h5")
 
     def add(self, split: str, position: np.ndarray, particle_type: np.ndarray, **extras) -> None:
         """Append one trajectory to `split`; `position` [T, N, D], `particle_type` [N]."""
@@ -156,18 +164,39 @@ class DatasetWriter:
         _check_trajectory(name, position, particle_type, self.dim)
         if split not in self._files:
             self._files[split] = h5py.File(self._temporary(split), "w")
+            self._digests[split] = hashlib.sha256()
         group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
-        group.create_dataset("position", data=position.astype(np.float32, copy=False))
-        group.create_dataset("particle_type", data=particle_type.astype(np.int64, copy=False))
-        for key, value in extras.items():
-            group.create_dataset(key, data=np.asarray(value))
+        fields = {"position": position.astype(np.float32, copy=False),
+                  "particle_type": particle_type.astype(np.int64, copy=False),
+                  **{key: np.asarray(value) for key, value in extras.items()}}
+        for key, value in fields.items():
+            group.create_dataset(key, data=value)
+            self._digests[split].update(key.encode() + np.ascontiguousarray(value).tobytes())
         self._counts[split] = self._counts.get(split, 0) + 1
         self._lengths.setdefault(split, set()).add(len(position))
         if split == "train":
             self.statistics.add(position, particle_type)
+            self._count_neighbours(position, particle_type)
+
+    def _count_neighbours(self, position: np.ndarray, particle_type: np.ndarray) -> None:
+        """Neighbours within the default radius of each moving particle, on every 10th frame."""
+        from scipy.spatial import cKDTree
+
+        moving = particle_type != KINEMATIC_PARTICLE
+        radius = self.metadata["default_connectivity_radius"]
+        for frame in position[::NEIGHBOUR_FRAME_STRIDE]:
+            if not np.isfinite(frame).all():
+                continue
+            tree = cKDTree(frame)
+            counts = tree.query_ball_point(frame[moving], radius, return_length=True)
+            self._neighbours[0] += int(counts.sum()) - int(moving.sum())  # not itself
+            self._neighbours[1] += int(moving.sum())
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for file in self._files.values():
+        # Each split file and the metadata name the same content digest: a split file left from
+        # another write (an interrupted rewrite, a stale split) is refused on read.
+        for split, file in self._files.items():
+            file.attrs[CONTENT_DIGEST] = self._digests[split].hexdigest()
             file.close()
         if exc_type is not None:
             return self._discard()
@@ -182,6 +211,8 @@ class DatasetWriter:
                 raise DatasetError(f"{self.folder}: no training split was written, so metadata needs {key!r}")
         for split in self._files:
             os.replace(self._temporary(split), self.folder / f"{split}.h5")
+        for split in set(SPLITS) - set(self._files):  # a split of an earlier write, not of this one
+            (self.folder / f"{split}.h5").unlink(missing_ok=True)
         lengths = self._lengths.get("train") or set().union(*self._lengths.values())
         metadata = {
             **self.metadata,
@@ -189,16 +220,12 @@ class DatasetWriter:
             "sequence_length": max(lengths) - 1,
             **{f"sequence_length_{s}": max(n) - 1 for s, n in self._lengths.items()},
             **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
+            "split_digests": {split: digest.hexdigest() for split, digest in self._digests.items()},
             **statistics,
+            # How dense the default-radius graph is: neighbours per moving particle, itself excluded.
+            **({"mean_neighbours": self._neighbours[0] / self._neighbours[1]} if self._neighbours[1] else {}),
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
-
-
-def write_json_atomic(path: Path, content: dict) -> None:
-    """Write JSON to a temporary name beside `path`, then rename: a file that exists is whole."""
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +310,10 @@ class TrajectoryFile:
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
+        expected = self.metadata.get("split_digests", {}).get(self.path.stem)
+        if expected is not None and self._file.attrs.get(CONTENT_DIGEST) != expected:
+            raise DatasetError(f"{self.path}: not the file metadata.json was written with (its content "
+                               "digest differs): the folder mixes two writes; regenerate it")
 
     @property
     def _file(self) -> h5py.File:
@@ -366,11 +397,23 @@ def validate(folder: str | os.PathLike) -> dict:
     metadata = read_metadata(folder)
     if not (Path(folder) / "train.h5").is_file():
         raise DatasetError(f"{Path(folder) / 'train.h5'}: file not found")
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    extent = bounds[:, 1] - bounds[:, 0]
     for split in SPLITS:
         if (Path(folder) / f"{split}.h5").is_file():
             trajectories = split_file(folder, split, metadata)
             for k in range(len(trajectories)):
-                trajectories.read(k)
+                position = trajectories.read(k).position
+                # A simulator's particle can leak past a wall, never by a whole box (nor can a
+                # periodic one, which the data wraps): such a position is corrupt.
+                outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (
+                    position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
+                if outside.any():
+                    frame, particle, axis = np.argwhere(outside)[0]
+                    raise DatasetError(
+                        f"{trajectories.path} trajectory {trajectories.names[k]}: position[{frame}, {particle}, {axis}]"
+                        f" = {position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
+                        f"outside the bounds {bounds[axis].tolist()}")
     return metadata
 
 

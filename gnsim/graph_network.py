@@ -7,11 +7,9 @@ particles. The physics (features, normalisation, integration) lives in `learned_
     processor: `message_passing_steps` interaction networks (Battaglia et al. 2016), each updating
                the edge latents, then the node latents from the summed incoming edges, with
                residual connections on both;
-    decoder:   an MLP from the final node latents to the output (no LayerNorm); or, with
-               `conservative`, a constant (given, or learned) plus per-edge terms that are antisymmetric
-               (the term edge j->i adds to node i, edge i->j takes from node j), so that on a
-               symmetric graph they sum to zero over the nodes, plus optional node terms
-               weighted by per-node gates (zero where the gate is).
+    decoder:   an MLP from the final node latents to the output (no LayerNorm), or any module
+               given that maps (node latents, edge latents, edges, extras) to the output, such as
+               the momentum-conserving head of `gnsim.conserving_decoder`.
 """
 
 from __future__ import annotations
@@ -104,60 +102,11 @@ class InteractionNetwork(MessagePassing):
         return self.node_function(torch.cat([x, aggregated], dim=-1))
 
 
-def reverse_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """For each edge j->i of a symmetric graph, the index of its reverse i->j."""
-    sender, receiver = edge_index
-    key = receiver * num_nodes + sender
-    order = torch.argsort(key)
-    if not len(key):
-        return order  # no edges, none to reverse
-    reverse_key = sender * num_nodes + receiver
-    reverse = order[torch.searchsorted(key[order], reverse_key).clamp(max=len(key) - 1)]
-    if not bool((key[reverse] == reverse_key).all()):
-        raise ValueError("conservative decoding needs a symmetric graph: an edge has no reverse")
-    return reverse
+class NodeDecoder(nn.Sequential):
+    """The paper's decoder: an MLP from each node's final latent (edges and extras unused)."""
 
-
-class ConservativeDecoder(nn.Module):
-    """Per-node outputs o_i = b + sum_j (p_ji - p_ij) + sum_g gate_ig w_ig.
-
-    b is learned, or a given constant.
-    p_ji = phi(e_ji, v_i, v_j) is one MLP per edge j->i. Its antisymmetric part is what edge j->i
-    adds to node i and edge i->j takes from node j, like a force and its reaction: over a
-    symmetric graph these terms sum to zero, so the nodes' total is b N plus the gated node terms
-    w_ig = psi(v_i)_g. With accelerations as outputs and equal masses, no particle set can
-    push itself (momentum is conserved but for the constant b, gravity, and the gated wall terms).
-    """
-
-    def __init__(self, latent_size: int, hidden_size: int, num_hidden_layers: int,
-                 output_size: int, num_gates: int, constant: torch.Tensor | None = None):
-        super().__init__()
-        self.output_size, self.num_gates = output_size, num_gates
-        self.edge_function = mlp(3 * latent_size, hidden_size, num_hidden_layers, output_size,
-                                 layer_norm=False)
-        # A constant cancels in p_ji - p_ij: a last-layer bias would get only round-off gradients,
-        # which Adam turns into +-lr steps that differ from run to run.
-        self.edge_function[-1].register_parameter("bias", None)
-        self.node_function = (mlp(latent_size, hidden_size, num_hidden_layers,
-                                  num_gates * output_size, layer_norm=False) if num_gates else None)
-        if constant is None:
-            self.bias = nn.Parameter(torch.zeros(output_size))
-        else:  # a known constant (gravity) is not learned
-            self.register_buffer("bias", constant.float().reshape(output_size).clone())
-
-    def forward(self, node_latent: torch.Tensor, edge_latent: torch.Tensor,
-                edge_index: torch.Tensor, node_gate: torch.Tensor | None = None) -> torch.Tensor:
-        receiver = edge_index[1]
-        pair = edge_mlp(self.edge_function, edge_latent, node_latent, edge_index)
-        antisymmetric = pair - pair[reverse_edges(edge_index, len(node_latent))]
-        # Summed in float32 (under bf16 autocast too): the pair terms must cancel to round-off.
-        output = self.bias.expand(len(node_latent), -1).index_add(0, receiver, antisymmetric.float())
-        if self.node_function is not None:
-            if node_gate is None:
-                raise ValueError(f"the decoder expects {self.num_gates} gates per node, got none")
-            terms = self.node_function(node_latent).view(-1, self.num_gates, self.output_size)
-            output = output + (node_gate[:, :, None] * terms).sum(dim=1)
-        return output
+    def forward(self, node_latent: torch.Tensor, *graph) -> torch.Tensor:
+        return super().forward(node_latent)
 
 
 class EncodeProcessDecode(nn.Module):
@@ -175,9 +124,7 @@ class EncodeProcessDecode(nn.Module):
         shared_weights: bool = False,
         aggregation: str = "sum",
         layer_norm: bool = True,
-        conservative: bool = False,
-        num_gates: int = 0,
-        constant: torch.Tensor | None = None,
+        decoder: nn.Module | None = None,
     ):
         super().__init__()
         hidden = (mlp_hidden_size, mlp_num_hidden_layers)
@@ -189,11 +136,8 @@ class EncodeProcessDecode(nn.Module):
             InteractionNetwork(latent_size, *hidden, aggregation, layer_norm) for _ in range(count)
         )
         self.message_passing_steps = message_passing_steps
-        self.decoder = (
-            ConservativeDecoder(latent_size, *hidden, output_size, num_gates, constant)
-            if conservative
-            else mlp(latent_size, *hidden, output_size, layer_norm=False)
-        )
+        # A decoder is called as decoder(node_latent, edge_latent, edge_index, *extras).
+        self.decoder = decoder or NodeDecoder(*mlp(latent_size, *hidden, output_size, layer_norm=False))
 
     def encode(
         self, node_features: torch.Tensor, edge_features: torch.Tensor
@@ -207,22 +151,12 @@ class EncodeProcessDecode(nn.Module):
         for step in range(self.message_passing_steps):
             network = self.processor[step % len(self.processor)]
             node_latent, edge_latent = network(node_latent, edge_latent, edge_index)
-            yield (
-                node_latent,
-                edge_latent,
-            )  # the generator is for inspection (tests); forward inlines it
+            yield node_latent, edge_latent
 
-    def forward(
-        self,
-        node_features: torch.Tensor,
-        edge_features: torch.Tensor,
-        edge_index: torch.Tensor,
-        node_gate: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, node_features: torch.Tensor, edge_features: torch.Tensor,
+                edge_index: torch.Tensor, *decoder_extras: torch.Tensor) -> torch.Tensor:
+        """Per-node outputs; `decoder_extras` (e.g. per-node gates) go to the decoder."""
         node_latent, edge_latent = self.encode(node_features, edge_features)
-        for step in range(self.message_passing_steps):
-            network = self.processor[step % len(self.processor)]
-            node_latent, edge_latent = network(node_latent, edge_latent, edge_index)
-        if isinstance(self.decoder, ConservativeDecoder):
-            return self.decoder(node_latent, edge_latent, edge_index, node_gate)
-        return self.decoder(node_latent)
+        for node_latent, edge_latent in self.process_steps(node_latent, edge_latent, edge_index):  # noqa: B020
+            pass  # each step feeds the next; the last step's latents are decoded
+        return self.decoder(node_latent, edge_latent, edge_index, *decoder_extras)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from gnsim.conserving_decoder import ConservativeDecoder
 from gnsim.dataset import KINEMATIC_PARTICLE, wall_bounds
 from gnsim.graph_network import EncodeProcessDecode
 from gnsim.neighbors import radius_graph
@@ -50,12 +51,15 @@ class SimulatorConfig:
     # Metres within which walls are also seen on a second, coarser scale (distance / this,
     # clipped to [-1, 1]) beside the paper's clip at R; None: only the paper's.
     wall_feature_range: float | None = None
-    # True: the decoder conserves momentum (graph_network.ConservativeDecoder): accelerations are
+    # True: the decoder conserves momentum (conserving_decoder.ConservativeDecoder): accelerations are
     # gravity (from the metadata, else a learned constant), antisymmetric pair terms between
     # neighbours and wall terms gated to zero beyond R from each wall, so water cannot brake or
     # lift itself in mid-air.
     # False (the paper): an MLP per particle.
     conserve_momentum: bool = False
+    # True (the paper, learning_to_simulate's connectivity_utils and geoelements/gns): every
+    # particle also has an edge to itself, so each node receives at least one message.
+    self_edges: bool = True
 
     @classmethod
     def from_dict(cls, values: dict) -> SimulatorConfig:
@@ -88,7 +92,8 @@ class LearnedSimulator(nn.Module):
         self.periodic = [
             bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
         ]
-        self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32))
+        # Not saved: a trained model takes the bounds of the dataset it rolls out on.
+        self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32), persistent=False)
         self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
         walls = torch.tensor(wall_bounds(metadata), dtype=torch.float32)
         self.register_buffer("walls", walls, persistent=False)
@@ -113,6 +118,11 @@ class LearnedSimulator(nn.Module):
                 else 0
             )
         )
+        decoder = None  # the paper's: an MLP per particle
+        if config.conserve_momentum:  # one gate per wall: lower and upper on each axis
+            decoder = ConservativeDecoder(config.latent_size, config.mlp_hidden_size,
+                                          config.mlp_num_hidden_layers, dim, num_gates=2 * dim,
+                                          constant=self.gravity(metadata))
         self.graph_network = EncodeProcessDecode(
             node_input_size=node_input_size,
             edge_input_size=dim + 1,
@@ -124,9 +134,7 @@ class LearnedSimulator(nn.Module):
             shared_weights=config.shared_weights,
             aggregation=config.aggregation,
             layer_norm=config.layer_norm,
-            conservative=config.conserve_momentum,
-            num_gates=2 * dim if config.conserve_momentum else 0,
-            constant=self.gravity(metadata) if config.conserve_momentum else None,
+            decoder=decoder,
         )
 
     def gravity(self, metadata: dict) -> torch.Tensor | None:
@@ -156,7 +164,10 @@ class LearnedSimulator(nn.Module):
         self, position: torch.Tensor, batch: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
-        return connectivity(position, self.connectivity_radius, batch, self.bounds, self.periodic)
+        return connectivity(
+            position, self.connectivity_radius, batch, self.bounds, self.periodic,
+            self.config.self_edges,
+        )
 
     # -- features ----------------------------------------------------------------------------
 
@@ -285,9 +296,12 @@ def connectivity(
     batch: torch.Tensor | None = None,
     bounds: list | None = None,
     periodic: list | None = None,
+    self_edges: bool = True,
 ) -> torch.Tensor:
     """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
-    edge_index = radius_graph(position, radius, batch=batch, bounds=bounds, periodic=periodic)
+    edge_index = radius_graph(
+        position, radius, batch=batch, loop=self_edges, bounds=bounds, periodic=periodic
+    )
     order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
     return edge_index[:, order]
 

@@ -80,6 +80,34 @@ def kinetic_energy_error(predicted, target, dt: float, particle_type=None) -> np
     return np.abs(energy - kinetic_energy(target, dt, particle_type))
 
 
+def kinetic_energy_relative_error(predicted, target, dt: float, particle_type=None,
+                                  start: int = 0) -> float:
+    """The kinetic-energy error relative to the true energy from frame `start` on:
+    sum_t |E_predicted - E_true| / sum_t E_true (NaN if the truth is at rest throughout)."""
+    energy = kinetic_energy(target, dt, particle_type)[start:]
+    error = kinetic_energy_error(predicted, target, dt, particle_type)[start:]
+    total = float(energy.sum())
+    return float(error.sum()) / total if total > 0 else math.nan
+
+
+def nearest_neighbour_spacing(position, particle_type=None) -> np.ndarray:
+    """Per-frame median distance [T] (metres) from each moving particle to its nearest other one.
+
+    The material's structure: a liquid keeps its rest spacing, a spray spreads it, a collapse
+    shrinks it. NaN for a frame with non-finite positions or fewer than two particles.
+    """
+    from scipy.spatial import cKDTree
+
+    position = _as_tensor(position)
+    mask = _moving(particle_type, position.shape[1], position.device)
+    frames = position[:, mask].cpu().numpy()
+    spacing = np.full(len(frames), np.nan)
+    for t, x in enumerate(frames):
+        if len(x) >= 2 and np.isfinite(x).all():
+            spacing[t] = float(np.median(cKDTree(x).query(x, k=2)[0][:, 1]))
+    return spacing
+
+
 def fraction_outside(position, bounds, particle_type=None, margin: float = 0.0) -> np.ndarray:
     """Per-frame fraction [T] of moving particles further than `margin` outside `bounds` ([lo, hi] per axis)."""
     position = _as_tensor(position)
@@ -158,6 +186,8 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
                                  max_particles=max_particles)
     blow_up = blow_up_frame(predicted, bounds, particle_type)
     rollout = slice(input_frames, None)
+    spacing_ratio = (nearest_neighbour_spacing(predicted, particle_type)
+                     / nearest_neighbour_spacing(target, particle_type))
     result = {
         **horizon_mse(frame_mse, input_frames),
         "one_step_mse": one_step_mse(one_step, torch.as_tensor(target)[input_frames:], particle_type)
@@ -165,12 +195,18 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
         "sinkhorn_mean": float(np.mean(sinkhorn)) if len(sinkhorn) else None,
         # energies are between frames t and t+1, so the rollout's start at `input_frames - 1`
         "kinetic_energy_error_mean": float(np.mean(energy_error[input_frames - 1:])),
+        "kinetic_energy_relative_error": kinetic_energy_relative_error(
+            predicted, target, dt, particle_type, start=input_frames - 1),
+        # structure: how far the median nearest-neighbour spacing strays from the truth's
+        "spacing_error_mean": float(np.mean(np.abs(spacing_ratio[rollout] - 1.0))),
+        "spacing_ratio_final": float(spacing_ratio[-1]),
         "fraction_outside_mean": float(np.mean(outside[rollout])),
         "fraction_outside_final": float(outside[-1]),
         "blow_up_frame": blow_up,
         "position_mse_over_time": frame_mse.tolist(),
         "kinetic_energy_error_over_time": energy_error.tolist(),
         "fraction_outside_over_time": outside.tolist(),
+        "spacing_ratio_over_time": spacing_ratio.tolist(),
         "sinkhorn_frames": sinkhorn_frames,
         "sinkhorn_over_time": sinkhorn.tolist(),
     }
@@ -204,10 +240,15 @@ def _finite_or_none(value):
     return value
 
 
-TABLE_COLUMNS = {  # aggregate key -> column heading
+# The scorecard: every row on which a model must beat both baselines (all errors: lower is better).
+SCORECARD = {  # aggregate key -> column heading
     "one_step_mse": "one-step MSE", "mse_1": "MSE@1", "mse_10": "MSE@10", "mse_100": "MSE@100",
     "mse_rollout": "rollout MSE", "sinkhorn_mean": "Sinkhorn (m)",
-    "kinetic_energy_error_mean": "|ΔE_kin| (J)", "fraction_outside_mean": "outside", "blow_ups": "blow-ups",
+    "kinetic_energy_relative_error": "|ΔE_kin|/E_kin", "spacing_error_mean": "spacing err",
+}
+TABLE_COLUMNS = {  # aggregate key -> column heading
+    **SCORECARD, "spacing_ratio_final": "spacing@end", "fraction_outside_mean": "outside",
+    "blow_ups": "blow-ups",
 }
 
 
@@ -224,3 +265,34 @@ def format_table(aggregates: dict[str, dict]) -> str:
     lines = ["  ".join(text.ljust(width) if i == 0 else text.rjust(width)
                        for i, (text, width) in enumerate(zip(row, widths))) for row in rows]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def losing_rows(aggregates: dict[str, dict], model: str = "model") -> list[str]:
+    """The scorecard rows on which `model` does not beat every other method (undefined counts as lost)."""
+    mine = aggregates[model]
+    lost = []
+    for key in SCORECARD:
+        others = [a.get(key) for name, a in aggregates.items() if name != model]
+        if mine.get(key) is None or any(other is not None and mine[key] >= other for other in others):
+            lost.append(key)
+    return lost
+
+
+def selection_score(aggregates: dict[str, dict], model: str = "model") -> float:
+    """How a checkpoint is chosen: the geometric mean over the scorecard rows of the model's
+    error over the best baseline's (lower is better; below 1 on average beats them).
+
+    No single prior moves it far: gravity alone fixes MSE@10 and walls the rollout MSE, but a
+    model whose one-step error, energy or structure is off pays for it in the same figure.
+    Undefined (a blow-up) is infinite.
+    """
+    mine, logs = aggregates[model], []
+    for key in SCORECARD:
+        others = [a.get(key) for name, a in aggregates.items() if name != model and a.get(key) is not None]
+        if not others or min(others) <= 0:
+            continue
+        if mine.get(key) is None:
+            return math.inf
+        logs.append(math.log(max(mine[key], 1e-300) / min(others)))
+    return math.exp(float(np.mean(logs))) if logs else math.inf
+

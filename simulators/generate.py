@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file, write_json_atomic
+from gnsim.atomic import remove_stale_partials, write_json_atomic
+from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
@@ -40,7 +41,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
                 "gravity": spec.gravity}
     if total > 1 and (folder / "metadata.json").is_file():
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
-    _remove_partials(folder)
+    remove_stale_partials(folder)
     jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
     if total > 1:
         # A shard may hold no training trajectory, or none at all; the motion statistics are
@@ -72,7 +73,7 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
     scene = load_scene(path)
     position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
     bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
-    _remove_partials(Path(out))
+    remove_stale_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
                        connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
                        metadata={"simulator": "mls-mpm (warp)", "scene": scene.source,
@@ -88,12 +89,6 @@ def _run(scene, device: str, name: str):
         return simulate(scene, device=device, progress=True, description=name)
     except SimulationError as error:
         raise SimulationError(f"{name}, {error}") from None
-
-
-def _remove_partials(folder: Path) -> None:
-    # A killed run leaves its temporary files (named after its pid) behind; they are never whole.
-    for path in folder.glob(".*.partial-*") if folder.is_dir() else []:
-        path.unlink(missing_ok=True)
 
 
 def _assemble_if_complete(out: Path, total: int) -> Path:

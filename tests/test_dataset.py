@@ -291,3 +291,19 @@ def test_folder_without_training_split_keeps_the_given_statistics(tmp_path):
     ) as writer:
         writer.add("test", position, particle_type)
     assert list((tmp_path / "bare").iterdir()) == []
+
+
+def test_the_metadata_records_the_neighbour_density_at_the_default_radius(tmp_path):
+    from gnsim import DatasetWriter, read_metadata
+
+    spacing = 0.01
+    lattice = np.stack(np.meshgrid(np.arange(10), np.arange(10)), -1).reshape(-1, 2) * spacing + 0.2
+    frames = np.repeat(lattice[None], 21, axis=0)
+    types = np.full(len(lattice), 5)
+    types[0] = 3  # a boundary particle: a neighbour of others, not counted as a receiver
+    with DatasetWriter(tmp_path, dim=2, dt=0.01, bounds=[[0, 1], [0, 1]],
+                       connectivity_radius=1.5 * spacing) as writer:
+        writer.add("train", frames, types)
+    distance = np.linalg.norm(lattice[:, None] - lattice[None], axis=-1)
+    expected = ((distance <= 1.5 * spacing).sum(axis=1) - 1)[types == 5].mean()  # 8 inside, fewer at edges
+    assert read_metadata(tmp_path)["mean_neighbours"] == pytest.approx(expected)

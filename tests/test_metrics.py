@@ -1,5 +1,7 @@
 """Rollout metrics and baselines against values computed by hand on small arrays."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from gnsim.baselines import (
     gravity_per_frame,
 )
 from gnsim.metrics import (
+    SCORECARD,
     aggregate,
     blow_up_frame,
     evaluate_rollout,
@@ -20,8 +23,12 @@ from gnsim.metrics import (
     horizon_mse,
     kinetic_energy,
     kinetic_energy_error,
+    kinetic_energy_relative_error,
+    losing_rows,
+    nearest_neighbour_spacing,
     one_step_mse,
     position_mse,
+    selection_score,
     sinkhorn_distance,
 )
 
@@ -248,3 +255,39 @@ def test_sinkhorn_is_within_ten_percent_of_the_exact_transport_distance():
     distance = sinkhorn_distance(predicted[None], truth[None], blur=0.0075)[0]
     assert exact < 0.03 * np.sqrt(2)  # reassignment beats the identity matching
     assert distance == pytest.approx(exact, rel=0.1)
+
+
+def test_nearest_neighbour_spacing_reads_a_lattice_and_ignores_boundary_particles():
+    grid = np.stack(np.meshgrid(np.arange(5), np.arange(4)), -1).reshape(-1, 2) * 0.02
+    frames = np.stack([grid, 1.5 * grid, grid])  # frame 1: spread by half
+    frames[2, 0] = np.nan
+    particle_type = np.full(len(grid), 5)
+    spacing = nearest_neighbour_spacing(frames, particle_type)
+    np.testing.assert_allclose(spacing[:2], [0.02, 0.03])
+    assert np.isnan(spacing[2])
+    particle_type[1:] = 3  # one moving particle: no neighbour to measure
+    assert np.isnan(nearest_neighbour_spacing(frames[:1], particle_type)).all()
+
+
+def test_kinetic_energy_relative_error_is_the_error_over_the_true_energy():
+    truth = np.zeros((4, 1, 2))
+    truth[:, 0, 0] = [0.0, 1.0, 2.0, 3.0]  # 1 m per frame
+    faster = truth * 2.0
+    # dt = 1 s: true energy 0.5 J per interval, the faster one's 2 J
+    assert kinetic_energy_relative_error(faster, truth, 1.0) == pytest.approx(3.0)
+    assert kinetic_energy_relative_error(truth, truth, 1.0) == 0.0
+    assert np.isnan(kinetic_energy_relative_error(truth, np.zeros_like(truth), 1.0))
+
+
+def test_the_scorecard_names_every_lost_row_and_no_single_row_buys_the_selection_score():
+    rows = dict.fromkeys(SCORECARD, 1.0)
+    baselines = {"constant_velocity": rows, "constant_velocity_gravity": {**rows, "mse_10": 0.01}}
+    model = dict.fromkeys(SCORECARD, 0.5)
+    assert losing_rows({"model": model, **baselines}) == ["mse_10"]
+    assert losing_rows({"model": {**model, "sinkhorn_mean": None}, **baselines}) == ["mse_10", "sinkhorn_mean"]
+    # Halving every row's error halves the score; one row 1000x better and the rest 2x worse does not win.
+    assert selection_score({"model": model, **baselines}) == pytest.approx(
+        math.exp((7 * math.log(0.5) + math.log(50)) / 8))
+    gamed = {**dict.fromkeys(SCORECARD, 2.0), "mse_rollout": 1e-3}
+    assert selection_score({"model": gamed, **baselines}) > 1.0
+    assert selection_score({"model": {**model, "mse_1": None}, **baselines}) == math.inf

@@ -240,9 +240,41 @@ def test_conserving_momentum_needs_every_edge_reversed(falling_blocks):
     metadata = read_metadata(falling_blocks)
     position, _, particle_type = window(falling_blocks)
     simulator = make_simulator(metadata, SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True}))
-    one_way = simulator.connectivity(position[:, -1])[:, 1:]
+    edges = simulator.connectivity(position[:, -1])
+    first_pair = int(torch.nonzero(edges[0] != edges[1])[0])  # a self-edge is its own reverse
+    one_way = torch.cat([edges[:, :first_pair], edges[:, first_pair + 1 :]], dim=1)
     with pytest.raises(ValueError, match="symmetric graph"):
         simulator(position, particle_type, one_way)
+
+
+@pytest.mark.parametrize("self_edges", [True, False])
+def test_the_graph_has_self_edges_by_default_as_the_published_gns(falling_blocks, self_edges):
+    # Three particles on a line, 0.6 R and 0.9 R apart: pairs (0, 1) and (1, 2) are within R.
+    config = SimulatorConfig(**{**SMALL.as_dict(), "self_edges": self_edges})
+    assert SimulatorConfig().self_edges  # the default, as learning_to_simulate's connectivity_utils
+    simulator = make_simulator(read_metadata(falling_blocks), config)
+    radius = simulator.connectivity_radius
+    position = torch.tensor([[0.3, 0.5], [0.3 + 0.6 * radius, 0.5], [0.3 + 1.5 * radius, 0.5]])
+    pairs = {(0, 1), (1, 0), (1, 2), (2, 1)}
+    expected = pairs | ({(0, 0), (1, 1), (2, 2)} if self_edges else set())
+    assert set(map(tuple, simulator.connectivity(position).T.tolist())) == expected
+
+
+def test_a_self_edge_adds_nothing_to_the_conserving_decoder(falling_blocks):
+    metadata = read_metadata(falling_blocks)
+    position, _, particle_type = window(falling_blocks)
+    config = SimulatorConfig(**{**SMALL.as_dict(), "conserve_momentum": True})
+    simulator = make_simulator(metadata, config)
+    edges = simulator.connectivity(position[:, -1])
+    decoder = simulator.graph_network.decoder
+    latent = torch.randn(len(particle_type), config.latent_size)
+    edge_latent = torch.randn(edges.shape[1], config.latent_size)
+    gates = torch.zeros(len(particle_type), 2 * simulator.dim)
+    loops = edges[0] == edges[1]
+    assert bool(loops.any())
+    with_loops = decoder(latent, edge_latent, edges, gates)
+    without = decoder(latent, edge_latent[~loops], edges[:, ~loops], gates)
+    torch.testing.assert_close(with_loops, without)
 
 
 def test_material_parameters_enter_the_node_features(falling_blocks):

@@ -41,7 +41,7 @@ def write_run(folder):
             valid_one_step_mse=record["loss"] * 1e-4, valid_rollout_mse=record["loss"] * 1e-2
         )
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    (folder / "rollouts").mkdir()
+    (folder / "rollouts" / "test").mkdir(parents=True)
     methods = {"constant_velocity": [], "constant_velocity_gravity": []}
     for seed in range(2):
         truth, particle_type = thrown_particles(seed=seed)
@@ -58,7 +58,7 @@ def write_run(folder):
     metrics = {
         name: {"aggregate": aggregate(runs), "trajectories": runs} for name, runs in methods.items()
     }
-    (folder / "rollouts" / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "rollouts" / "test" / "metrics.json").write_text(json.dumps(metrics))
     return folder, metrics
 
 
@@ -77,7 +77,7 @@ def test_plot_writes_both_figures(tmp_path, capsys):
     output = capsys.readouterr().out
     assert "loss, valid_one_step_mse, valid_rollout_mse" in output
     assert "constant_velocity, constant_velocity_gravity" in output
-    for path in (folder / "training_curves.png", folder / "rollouts" / "error_vs_time.png"):
+    for path in (folder / "training_curves.png", folder / "rollouts" / "test" / "error_vs_time.png"):
         image = np.asarray(Image.open(path).convert("RGB"))
         assert image.shape[0] > 300 and image.shape[1] > 600
         assert (

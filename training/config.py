@@ -49,13 +49,29 @@ DEFAULTS: dict = {
     # reporting and checkpoints
     "log_every": 100,
     "validate_every": 10_000,
-    "valid_samples": 200,  # one-step windows of the valid split, evenly spaced
     "rollout_trajectories": 1,
     "rollout_steps": 100,
     "checkpoint_every": 1_000,
+    "keep_every": 0,  # also keep checkpoints/step_NNNNNNNN.pt every this many steps (learning curves); 0: none
     "tensorboard": True,
 }
 MODEL_KEYS = tuple(f.name for f in fields(SimulatorConfig))
+# Allowed values: (lowest, whether the lowest itself is allowed, highest or None) per number key.
+POSITIVE, AT_LEAST_ONE, NON_NEGATIVE = (0, False, None), (1, True, None), (0, True, None)
+RANGES = {
+    **dict.fromkeys(("batch_size", "latent_size", "mlp_hidden_size", "message_passing_steps",
+                     "learning_rate_decay_steps", "log_every", "validate_every", "checkpoint_every",
+                     "rollout_steps", "threads", "num_particle_types"), AT_LEAST_ONE),
+    **dict.fromkeys(("learning_rate", "connectivity_radius", "wall_feature_range"), POSITIVE),
+    **dict.fromkeys(("steps", "learning_rate_final", "noise_std", "grad_clip", "num_workers",
+                     "keep_every", "rollout_trajectories", "mlp_num_hidden_layers",
+                     "particle_type_embedding_size", "material_features"), NON_NEGATIVE),
+    "input_frames": (2, True, None),  # at least one velocity
+    "learning_rate_decay": (0, False, 1.0),
+    "ema_decay": (0, True, 0.999999),
+    "noise_velocity_correction": (0, True, None),
+}
+CHOICES = {"aggregation": ("sum", "mean", "max"), "amp": ("auto", "bf16", "off")}
 # Keys whose default is None (unset) but whose value, when set, is a number of this type.
 OPTIONAL_NUMBERS = {"connectivity_radius": float, "wall_feature_range": float, "threads": int}
 
@@ -70,12 +86,28 @@ def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> No
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TrainingError(f"unknown config key {key!r} in {where}{hint}")
         values[key] = _coerce(key, value, where)
+        _check_value(key, values[key], where)
+
+
+def _check_value(key: str, value, where: str) -> None:
+    """A number within its key's range, a string among its key's choices."""
+    if value is None:
+        return
+    if key in CHOICES and value not in CHOICES[key]:
+        raise TrainingError(f"config key {key!r} in {where} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key in RANGES:
+        low, inclusive, high = RANGES[key]
+        if value < low or (value == low and not inclusive) or (high is not None and value > high):
+            bound = f"{'at least' if inclusive else 'above'} {low}" + (f" and at most {high}" if high is not None else "")
+            raise TrainingError(f"config key {key!r} in {where} must be {bound}, got {value!r}")
 
 
 def _coerce(key: str, value, where: str):
     default = DEFAULTS[key]
     kind = OPTIONAL_NUMBERS.get(key, type(default))
-    if value is None or kind in (type(None), str) or isinstance(value, kind):
+    if kind is str and value is not None and not isinstance(value, str):
+        raise TrainingError(f"config key {key!r} in {where} must be a string, got {value!r}")
+    if value is None or kind in (type(None), str) or (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
         return value
     if kind is bool:
         raise TrainingError(f"config key {key!r} in {where} must be true or false, got {value!r}")

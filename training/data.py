@@ -87,10 +87,12 @@ class NoisyWindows(torch.utils.data.Dataset):
     def __init__(
         self,
         windows: WindowDataset,
-        noise_std: float,
-        seed: int,
-        connectivity_radius: float,
         metadata: dict,
+        *,
+        connectivity_radius: float,
+        self_edges: bool = True,
+        noise_std: float = 0.0,
+        seed: int = 0,
         material_key: str | None = None,
         material_features: int = 0,
         correct_position_noise: bool = False,
@@ -99,7 +101,7 @@ class NoisyWindows(torch.utils.data.Dataset):
         self.windows, self.noise_std, self.seed = windows, noise_std, seed
         self.correct_position_noise = correct_position_noise
         self.velocity_correction = velocity_correction
-        self.connectivity_radius = connectivity_radius
+        self.connectivity_radius, self.self_edges = connectivity_radius, self_edges
         self.bounds = metadata["bounds"]
         self.periodic = metadata.get("periodic_boundary_conditions")
         self.material_key, self.material_features = material_key, material_features
@@ -127,7 +129,8 @@ class NoisyWindows(torch.utils.data.Dataset):
                 velocity_correction=self.velocity_correction,
             )
         edge_index = connectivity(
-            position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic
+            position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic,
+            self_edges=self.self_edges,
         )
         graph = Data(
             position=position,

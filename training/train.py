@@ -14,52 +14,56 @@ import copy
 import json
 import math
 import os
-import pickle
-import random
+import shlex
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from gnsim.convert import ensure_dataset
-from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset, read_metadata
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, non_kinematic_mask
-from gnsim.rollout import rollout
+from gnsim.atomic import remove_stale_partials, write_atomic
+from gnsim.checkpoint import (
+    METADATA_KEYS,
+    PHYSICS_KEYS,
+    CheckpointError,
+    check_metadata,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.metrics import SCORECARD, losing_rows, selection_score
+from gnsim.scorecard import aggregates, score
 from training.config import (
     DEFAULTS,
-    MODEL_KEYS,
     TrainingError,
     learning_rate,
     load_config,
     parse_overrides,
     read_yaml,
 )
-from training.data import NoisyWindows, WindowSampler, collate, make_loader, material_per_particle
-
-# Metadata that fixes what a trained model means: a checkpoint only resumes on data that agrees.
-METADATA_KEYS = (
-    "dim",
-    "bounds",
-    "default_connectivity_radius",
-    "vel_mean",
-    "vel_std",
-    "acc_mean",
-    "acc_std",
-)
+from training.data import NoisyWindows, WindowSampler, make_loader, material_per_particle
+from training.environment import dataset_folder, load_metadata, pick_device
+from training.loss import one_step_loss
 
 
 def train(
-    config: dict, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False
+    config: dict, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False,
+    command: str | None = None,
 ) -> dict:
-    """Train per `config` on dataset `data` into run folder `out`; returns the last metrics."""
+    """Train per `config` on dataset `data` into run folder `out`; returns the last metrics.
+
+    `command`, the command line that started or resumed the run, is appended to command.txt."""
     # ---- distributed setup: one process per device under torchrun -------------------------
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -108,13 +112,13 @@ def train(
     average = copy.deepcopy(simulator).requires_grad_(False) if config["ema_decay"] else None
     step, best = 0, math.inf
     if resume:
-        checkpoint = load_checkpoint(checkpoint_dir / "last.pt", simulator, metadata, optimizer)
+        checkpoint = load_checkpoint(checkpoint_dir / "last.pt", simulator, metadata, METADATA_KEYS, optimizer)
         step, best = checkpoint["step"], checkpoint["best"]
         set_rng_state(checkpoint["rng"])
         if average is not None:
-            average.load_state_dict(checkpoint.get("average", checkpoint["model"]))
-    elif config["init_from"]:
-        load_checkpoint(Path(config["init_from"]), simulator, metadata)
+            load_weights(checkpoint_dir / "last.pt", checkpoint, average, average=True)
+    elif config["init_from"]:  # fine-tuning: other data of the same physics
+        load_checkpoint(Path(config["init_from"]), simulator, metadata, PHYSICS_KEYS)
     connectivity_radius = simulator.connectivity_radius
     model = torch.compile(simulator, dynamic=True) if config["compile"] else simulator
     if distributed:
@@ -124,14 +128,15 @@ def train(
 
     train_set = NoisyWindows(
         windows,
-        model_config.noise_std,
-        config["seed"],
-        connectivity_radius,
         metadata,
-        material_key,
-        model_config.material_features,
-        config["correct_position_noise"],
-        config["noise_velocity_correction"],
+        connectivity_radius=connectivity_radius,
+        self_edges=model_config.self_edges,
+        noise_std=model_config.noise_std,
+        seed=config["seed"],
+        material_key=material_key,
+        material_features=model_config.material_features,
+        correct_position_noise=config["correct_position_noise"],
+        velocity_correction=config["noise_velocity_correction"],
     )
     try:
         sampler = WindowSampler(
@@ -141,17 +146,22 @@ def train(
         raise TrainingError(f"{data}: {error}") from None
     loader = iter(make_loader(train_set, sampler, config["num_workers"]))
     validation = (
-        Validation(data, config, metadata, connectivity_radius, material_key) if master else None
+        Validation(data, config, metadata, material_key) if master else None
     )
 
     # ---- run folder (rank 0) ----------------------------------------------------------------------
     logger = None
     if master:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (out, checkpoint_dir):  # what a killed save left behind is never whole
+            remove_stale_partials(folder)
         write_atomic(
             out / "config.yaml",
             yaml.safe_dump({**config, "data": str(data)}, sort_keys=False).encode(),
         )
+        if command:
+            with (out / "command.txt").open("a") as file:
+                file.write(command + "\n")
         logger = MetricsLogger(
             out, resumed_step=step if resume else 0, tensorboard=config["tensorboard"]
         )
@@ -175,374 +185,166 @@ def train(
         )
 
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
+    diverged = torch.zeros((), dtype=torch.long, device=device)
     last_metrics: dict = {}
-    while step < config["steps"]:
-        batch = next(loader).to(device, non_blocking=True)
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    # Ctrl-C ends the step under way; then the run saves last.pt and stops (Interrupted).
+    interrupted: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main_thread else None
+    try:
+        while step < config["steps"] and not interrupted:
+            batch = next(loader).to(device, non_blocking=True)
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
-        with autocast:
-            predicted = model(
-                batch.position,
-                batch.particle_type,
-                batch.edge_index,
-                material=getattr(batch, "material", None),
-            )
-        target = simulator.normalized_acceleration_target(batch.target, batch.position)
-        loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
-        optimizer.step()
-        if average is not None:
-            update_average(averaged_weights, weights, step)
-        step += 1
-
-        # Sum on the device, read at log steps only: no host sync per step.
-        loss_sum, loss_count, samples = (
-            loss_sum + loss.detach(),
-            loss_count + 1,
-            samples + config["batch_size"],
-        )
-        if step % config["log_every"] == 0 or step == config["steps"]:
-            if distributed:  # the global batch's loss: the mean of the ranks' shares
-                dist.all_reduce(loss_sum)
-                loss_sum /= world_size
-            elapsed = time.perf_counter() - clock
-            last_metrics = {
-                "step": step,
-                "loss": float(loss_sum) / loss_count,
-                "lr": lr,
-                "samples_per_s": samples / elapsed,
-            }
-            if master:
-                logger.log(last_metrics)
-                progress.set_postfix(
-                    loss=f"{last_metrics['loss']:.3g}",
-                    lr=f"{lr:.2g}",
-                    samples_s=f"{last_metrics['samples_per_s']:.1f}",
+            with autocast:
+                predicted = model(
+                    batch.position,
+                    batch.particle_type,
+                    batch.edge_index,
+                    material=getattr(batch, "material", None),
                 )
-            loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
-        progress.update(1)
+            target = simulator.normalized_acceleration_target(batch.target, batch.position)
+            loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(simulator.parameters(), config["grad_clip"])
+            optimizer.step()
+            if average is not None:
+                update_average(averaged_weights, weights, step)
+            step += 1
 
-        if master:
-            validate_now = validation.available and (
-                step % config["validate_every"] == 0 or step == config["steps"]
+            # Sum on the device, read at log steps only: no host sync per step.
+            loss_sum, loss_count, samples = (
+                loss_sum + loss.detach(),
+                loss_count + 1,
+                samples + config["batch_size"],
             )
-            if validate_now:
-                scores = validation.run(simulator if average is None else average, device)
-                logger.log({"step": step, **scores})
-                last_metrics.update(scores)
-                score = scores.get("valid_rollout_mse", scores["valid_one_step_mse"])
-                if score < best:
-                    best = score
-                    save("best.pt")
-            if step % config["checkpoint_every"] == 0 or step == config["steps"]:
-                save("last.pt")
+            # The first step whose loss was not finite or past DIVERGED_LOSS, also kept on the device.
+            diverged = torch.where((diverged == 0) & ~(loss.detach().abs() <= DIVERGED_LOSS), step, diverged)
+            log_now = step % config["log_every"] == 0 or step == config["steps"]
+            validate_now = step % config["validate_every"] == 0 or step == config["steps"]
+            checkpoint_now = step % config["checkpoint_every"] == 0 or step == config["steps"]
+            keep_now = config["keep_every"] and step % config["keep_every"] == 0
+            if log_now or validate_now or checkpoint_now or keep_now:
+                stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+            if log_now:
+                if distributed:  # the global batch's loss: the mean of the ranks' shares
+                    dist.all_reduce(loss_sum)
+                    loss_sum /= world_size
+                elapsed = time.perf_counter() - clock
+                last_metrics = {
+                    "step": step,
+                    "loss": float(loss_sum) / loss_count,
+                    "lr": lr,
+                    "samples_per_s": samples / elapsed,
+                }
+                if master:
+                    logger.log(last_metrics)
+                    progress.set_postfix(
+                        loss=f"{last_metrics['loss']:.3g}",
+                        lr=f"{lr:.2g}",
+                        samples_s=f"{last_metrics['samples_per_s']:.1f}",
+                    )
+                loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
+            progress.update(1)
+
+            if master:
+                if validate_now and validation.available:
+                    scores = validation.run(simulator if average is None else average)
+                    logger.log({"step": step, **scores})
+                    last_metrics.update(scores)
+                    if scores["valid_score"] < best:
+                        best = scores["valid_score"]
+                        save("best.pt")
+                if checkpoint_now:
+                    save("last.pt")
+                if keep_now:
+                    save(f"step_{step:08d}.pt")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
+    if interrupted:
+        stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+        if master:
+            save("last.pt")
+        raise Interrupted(f"interrupted at step {step}: {checkpoint_dir / 'last.pt'} holds it; "
+                          f"--resume --out {out} continues")
     progress.close()
     if logger:
         logger.close()
     return last_metrics
 
 
-def one_step_loss(
-    predicted: torch.Tensor,
-    target: torch.Tensor,
-    particle_type: torch.Tensor,
-    distributed: bool = False,
-) -> torch.Tensor:
-    """Squared error of normalised accelerations, summed over axes, averaged over predicted particles.
+class Interrupted(TrainingError):
+    """Ctrl-C: the run saved its state and stopped."""
 
-    Under DDP the average is over the global batch: each rank divides by the global count / world
-    size, so DDP's gradient mean equals the one-process gradient of the same global batch.
-    """
-    mask = non_kinematic_mask(particle_type)
-    squared_error = ((predicted - target) ** 2).sum(dim=-1)
-    count = mask.sum().to(squared_error.dtype)
-    if distributed:
-        count = count.clone()
-        dist.all_reduce(count)
-        count = count / dist.get_world_size()
-    total = torch.where(mask, squared_error, torch.zeros_like(squared_error)).sum()
-    return total / count.clamp(min=1)
+
+# A normalised-acceleration loss this large (the data's own is O(1) per axis) has diverged.
+DIVERGED_LOSS = 1e6
+
+
+def stop_if_diverged(diverged: torch.Tensor, distributed: bool, last: Path) -> None:
+    """Raise, before anything is saved, if some step's loss was not finite or past DIVERGED_LOSS."""
+    if distributed:  # every rank stops together
+        dist.all_reduce(diverged, op=dist.ReduceOp.MAX)
+    if int(diverged):
+        kept = f"{last} keeps the last checkpoint before it" if last.is_file() else "no checkpoint was written"
+        raise TrainingError(f"training diverged at step {int(diverged)} (loss not finite or above "
+                            f"{DIVERGED_LOSS:g}); {kept}. Lower learning_rate or check the data")
 
 
 class Validation:
-    """One-step position MSE on evenly spaced valid windows, and a short rollout position MSE."""
+    """The scorecard on the first `rollout_trajectories` valid trajectories, `rollout_steps`
+    frames each: the model's rows (`valid_ROW`), the baselines' (`valid_BASELINE_ROW`), and
+    `valid_score`, the selection score that picks best.pt (gnsim.metrics.selection_score)."""
 
-    def __init__(
-        self,
-        data,
-        config: dict,
-        metadata: dict,
-        connectivity_radius: float,
-        material_key: str | None,
-    ):
-        self.available = (Path(data) / "valid.h5").is_file()
+    def __init__(self, data, config: dict, metadata: dict, material_key: str | None):
+        self.available = (Path(data) / "valid.h5").is_file() and config["rollout_trajectories"] > 0
         if not self.available:
-            print(f"note: {data} has no valid.h5; validation is skipped", file=sys.stderr)
+            print(f"note: {data} has no valid.h5 (or rollout_trajectories=0); validation is skipped",
+                  file=sys.stderr)
             return
-        input_frames = config["input_frames"]
-        windows = WindowDataset(data, "valid", input_frames)
-        clean = NoisyWindows(
-            windows,
-            0.0,
-            0,
-            connectivity_radius,
-            metadata,
-            material_key,
-            config["material_features"],
-        )
-        indices = np.unique(
-            np.linspace(0, len(windows) - 1, min(config["valid_samples"], len(windows))).round()
-        )
-        self.samples = [(int(i), 0) for i in indices]
-        self.dataset = clean
-        self.trajectories = TrajectoryDataset(data, "valid", input_frames + 1)
-        self.rollout_count = min(config["rollout_trajectories"], len(self.trajectories))
-        self.rollout_steps = config["rollout_steps"]
-        self.material_key, self.material_features = material_key, config["material_features"]
+        input_frames, features = config["input_frames"], config["material_features"]
+        trajectories = TrajectoryDataset(data, "valid", input_frames + 1)
+        self.items = []
+        for k in range(min(config["rollout_trajectories"], len(trajectories))):
+            trajectory = trajectories[k]
+            item = {"position": trajectory["position"][: input_frames + config["rollout_steps"]],
+                    "particle_type": trajectory["particle_type"]}
+            if features:
+                item["material"] = material_per_particle(
+                    trajectory, material_key, features, len(item["particle_type"]))
+            self.items.append(item)
+        self.metadata = metadata
 
-        self.baseline: dict | None = None
-
-    def run(self, simulator: LearnedSimulator, device: torch.device) -> dict:
-        """The model's scores, beside those of the mean-acceleration baseline (computed once)."""
+    def run(self, simulator: LearnedSimulator) -> dict:
         was_training = simulator.training
         simulator.eval()
-        if self.baseline is None:
-            baseline = self.scores(MeanAccelerationBaseline(simulator), device)
-            self.baseline = {f"baseline_{key}": value for key, value in baseline.items()}
-        scores = {**self.scores(simulator, device), **self.baseline}
+        table = aggregates(score(simulator, self.items, self.metadata)[0])
         simulator.train(was_training)
-        return scores
-
-    @torch.inference_mode()
-    def scores(self, simulator: LearnedSimulator, device: torch.device) -> dict:
-        squared, count = 0.0, 0
-        for start in range(0, len(self.samples), 8):
-            batch = collate([self.dataset[key] for key in self.samples[start : start + 8]]).to(
-                device
-            )
-            predicted = simulator.predict_position(
-                batch.position,
-                batch.particle_type,
-                batch.edge_index,
-                material=getattr(batch, "material", None),
-            )
-            mask = non_kinematic_mask(batch.particle_type)
-            squared += float(((predicted - batch.target)[mask] ** 2).sum())
-            count += int(mask.sum()) * predicted.shape[-1]
-        scores = {"valid_one_step_mse": squared / max(count, 1)}
-        if self.rollout_count and self.rollout_steps > 0:
-            errors = []
-            for k in range(self.rollout_count):
-                trajectory = self.trajectories[k]
-                position, particle_type = trajectory["position"], trajectory["particle_type"]
-                steps = min(self.rollout_steps, len(position) - simulator.config.input_frames)
-                material = None
-                if self.material_features:
-                    material = material_per_particle(
-                        trajectory, self.material_key, self.material_features, len(particle_type)
-                    )
-                predicted = rollout(
-                    simulator, position, particle_type, steps, material=material
-                ).cpu()
-                frames = slice(simulator.config.input_frames, simulator.config.input_frames + steps)
-                mask = non_kinematic_mask(particle_type)
-                errors.append(float(((predicted[frames] - position[frames])[:, mask] ** 2).mean()))
-            scores["valid_rollout_mse"] = float(np.mean(errors))
+        scores = {"valid_score": selection_score(table), "valid_rows_lost": len(losing_rows(table))}
+        for method, rows in table.items():
+            prefix = "valid_" if method == "model" else f"valid_{method}_"
+            scores.update({prefix + VALID_NAMES.get(key, key): rows[key] for key in SCORECARD})
         return scores
 
 
-class MeanAccelerationBaseline(torch.nn.Module):
-    """The learned simulator's integrator with a zero normalised acceleration: every particle
-    keeps its velocity plus the dataset's mean acceleration (gravity, in effect). A model that
-    learned anything beats it."""
-
-    def __init__(self, simulator: LearnedSimulator):
-        super().__init__()
-        self.simulator = simulator
-        self.config = simulator.config
-
-    def connectivity(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
-        """No edges: its particles do not interact."""
-        return torch.empty(2, 0, dtype=torch.long, device=position.device)
-
-    def predict_position(
-        self,
-        position_sequence,
-        particle_type,
-        edge_index=None,
-        batch=None,
-        material=None,
-        kinematic_position=None,
-    ) -> torch.Tensor:
-        zero = torch.zeros_like(position_sequence[:, -1])
-        return self.simulator.integrate(zero, position_sequence)
+VALID_NAMES = {"mse_rollout": "rollout_mse"}  # the log's name for the whole-rollout MSE
 
 
-# ---- checkpoints ---------------------------------------------------------------------------------
-
-
-def save_checkpoint(
-    path: Path,
-    simulator: LearnedSimulator,
-    optimizer,
-    config: dict,
-    metadata: dict,
-    step: int,
-    best: float,
-    average: LearnedSimulator | None = None,
-) -> None:
-    """Everything to resume exactly, written to a temporary name and renamed."""
-    checkpoint = {
-        "step": step,
-        "best": best,
-        "model": simulator.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "config": config,
-        "model_config": simulator.config.as_dict(),
-        "metadata": {key: metadata[key] for key in METADATA_KEYS},
-        "rng": get_rng_state(),
-    }
-    if average is not None:
-        checkpoint["average"] = average.state_dict()
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
-
-
-def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[LearnedSimulator, dict]:
-    """The trained simulator of a checkpoint (its own model config, its weight average when it
-    kept one), in eval mode, and the checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"{path}: checkpoint not found")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
-    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as error:
-        raise TrainingError(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})") from None
-    simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
-    checkpoint = load_checkpoint(path, simulator, metadata)
-    if "average" in checkpoint:
-        simulator.load_state_dict(checkpoint["average"])
-    return simulator.eval(), checkpoint
-
-
-def load_checkpoint(
-    path: Path, simulator: LearnedSimulator, metadata: dict, optimizer=None
-) -> dict:
-    """Load weights (and optimiser state) from `path`; one-line errors for a checkpoint that does not fit."""
-    if not path.is_file():
-        raise TrainingError(f"{path}: checkpoint not found")
-    try:
-        # weights_only: a checkpoint is data, it cannot run code when loaded.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
-        raise TrainingError(
-            f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})"
-        ) from None
-    saved_config = checkpoint.get("model_config", {})
-    for key in MODEL_KEYS:
-        if key == "hard_walls":  # changes no weight: a run may switch it
-            continue
-        if key in saved_config and saved_config[key] != getattr(simulator.config, key):
-            raise TrainingError(
-                f"{path}: checkpoint holds a model of another shape: {key}="
-                f"{saved_config[key]!r} there, {getattr(simulator.config, key)!r} here"
-            )
-    for key in METADATA_KEYS:
-        if key in checkpoint.get("metadata", {}) and not np.allclose(
-            checkpoint["metadata"][key], metadata[key]
-        ):
-            raise TrainingError(
-                f"{path}: the dataset's metadata differs from the checkpoint's: {key}="
-                f"{metadata[key]!r} here, {checkpoint['metadata'][key]!r} there"
-            )
-    try:
-        simulator.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        detail = next(
-            (
-                line.strip()
-                for line in str(error).splitlines()
-                if "size mismatch" in line or "Missing" in line or "Unexpected" in line
-            ),
-            str(error).splitlines()[0],
-        )
-        raise TrainingError(
-            f"{path}: checkpoint holds a model of another shape ({detail})"
-        ) from None
-    if optimizer is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+def load_checkpoint(path: Path, simulator: LearnedSimulator, metadata: dict, keys: tuple[str, ...],
+                    optimizer=None) -> dict:
+    """Load `path`'s weights (and optimiser state) into `simulator`, on data agreeing on `keys`."""
+    checkpoint = read_checkpoint(path)
+    check_metadata(path, checkpoint.get("metadata", {}), metadata, keys)
+    load_weights(path, checkpoint, simulator, optimizer)
     return checkpoint
 
 
-def get_rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    numpy_state = np.random.get_state()
-    state["numpy"] = {
-        "key": torch.from_numpy(numpy_state[1].astype(np.int64)),
-        "pos": int(numpy_state[2]),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    np.random.set_state(
-        ("MT19937", state["numpy"]["key"].numpy().astype(np.uint32), state["numpy"]["pos"])
-    )
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 # ---- small helpers -------------------------------------------------------------------------------
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return (
-            torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-        )
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available")
-    if device.type == "cuda" and device.index is None:  # torch.cuda.set_device needs an index
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-def dataset_folder(data, master: bool = True, distributed: bool = False) -> Path:
-    """`data` itself, or, for a dataset in another format, its conversion (made once, by rank 0)."""
-    if not Path(data).is_dir():
-        return Path(data)  # load_metadata names what is missing
-    try:
-        if master:
-            data = ensure_dataset(data)
-        if distributed:
-            dist.barrier()  # the other ranks find rank 0's conversion
-        return data if master else ensure_dataset(data)
-    except DatasetError as error:
-        raise TrainingError(f"no usable dataset at {data} ({error})") from None
-
-
-def load_metadata(data) -> dict:
-    try:
-        return read_metadata(data)
-    except DatasetError as error:
-        raise TrainingError(f"no usable dataset at {data} ({error})") from None
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
 
 
 class MetricsLogger:
@@ -629,8 +431,12 @@ def main(argv: list[str] | None = None) -> None:
             raise TrainingError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        metrics = train(config, data, out, resume=args.resume)
-    except (TrainingError, DatasetError) as error:
+        command = shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)])
+        metrics = train(config, data, out, resume=args.resume, command=command)
+    except Interrupted as message:
+        print(message, file=sys.stderr)
+        sys.exit(130)
+    except (TrainingError, DatasetError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     finally:

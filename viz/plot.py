@@ -2,10 +2,10 @@
 
 python -m viz.plot runs/water
   reads  runs/water/metrics.jsonl           (one JSON object a line: step, loss, valid_* ...)
-         runs/water/rollouts/metrics.json   {METHOD: {"aggregate": {...}, "trajectories": [
+         runs/water/rollouts/test/metrics.json  {METHOD: {"aggregate": {...}, "trajectories": [
                                               gnsim.metrics.evaluate_rollout(...), ...]}, ...}
                                               (METHOD e.g. model, constant_velocity; or under "methods")
-  writes runs/water/training_curves.png and runs/water/rollouts/error_vs_time.png
+  writes runs/water/training_curves.png and runs/water/rollouts/test/error_vs_time.png
 
 matplotlib comes with pyvista (one of its requirements), so plotting adds no dependency.
 """
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
-    training, rollouts = args.run_dir / "metrics.jsonl", args.run_dir / "rollouts" / "metrics.json"
+    training, rollouts = args.run_dir / "metrics.jsonl", args.run_dir / "rollouts" / "test" / "metrics.json"
     if not training.is_file() and not rollouts.is_file():
-        print(f"error: {args.run_dir}: neither metrics.jsonl nor rollouts/metrics.json found", file=sys.stderr)
+        print(f"error: {args.run_dir}: neither metrics.jsonl nor rollouts/test/metrics.json found", file=sys.stderr)
         return 2
     try:
         if training.is_file():

@@ -1,6 +1,6 @@
 """Render a rollout (ground truth beside prediction) or a dataset trajectory to GIF, MP4 or a PNG contact sheet.
 
-python -m viz.render runs/water/rollouts/test.h5 --trajectory 0 --out rollout_0.gif
+python -m viz.render runs/water/rollouts/test/test.h5 --trajectory 0 --out rollout_0.gif
 python -m viz.render datasets/water/train.h5 --trajectory 3 --out sheet.png
 
 Off-screen by default (pyvista/VTK with EGL or OSMesa, see viz.offscreen); `--interactive` opens

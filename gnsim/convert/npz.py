@@ -8,11 +8,15 @@ last optional: a scalar or [N] or [N, k] per-particle property (gns docs/gns_dat
 keep as the extra `material_property`. Its metadata.json is flat or split into "train" and
 "rollout" sections (gns/reading_utils.py); we take "train".
 
-npz trajectories are pickles: only convert files from sources you trust.
+Their trajectories are pickled object arrays. They are read by a restricted unpickler that builds
+numpy arrays, dtypes and scalars (in tuples and lists) and nothing else: a crafted file that
+names any other callable is refused, so converting a downloaded dataset cannot run its code.
 """
 
 from __future__ import annotations
 
+import io
+import pickle
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gnsim.atomic import write_json_atomic
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
 from gnsim.dataset import (
     SPLITS,
@@ -27,7 +32,6 @@ from gnsim.dataset import (
     read_json,
     read_metadata,
     split_file,
-    write_json_atomic,
 )
 
 SUFFIX = ".npz"
@@ -43,28 +47,62 @@ def _train_section(path: Path, metadata: dict) -> dict:
     return section
 
 
+# What a pickled gns trajectory is made of: numpy's array, dtype and scalar reconstructors.
+_ALLOWED = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")} | {
+    ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes and scalars; any other global is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not part of a gns dataset")
+        return super().find_class(module, name)
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    """One `.npy` member of an npz: plain arrays as numpy reads them, object arrays restricted."""
+    stream = io.BytesIO(archive.read(member))
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    if not dtype.hasobject:
+        stream.seek(0)
+        return np.lib.format.read_array(stream, allow_pickle=False)
+    array = _ArrayUnpickler(stream).load()
+    if not isinstance(array, np.ndarray) or array.shape != shape:
+        raise ValueError(f"member {member!r} does not hold the [{shape}] array its header declares")
+    return array
+
+
 def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
     """(layout, trajectory names or None, count, iterator over trajectories) of one npz file."""
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError,
+                  AttributeError, TypeError, IndexError, KeyError)
     try:
-        data = np.load(path, allow_pickle=True)
-        if LAYOUT_KEY in data.files:
-            items = data[LAYOUT_KEY]
-            data.close()
+        archive = zipfile.ZipFile(path)
+        names = [member[: -len(".npy")] for member in archive.namelist() if member.endswith(".npy")]
+        if LAYOUT_KEY in names:
+            with archive:
+                items = _read_member(archive, LAYOUT_KEY + ".npy")
             return LAYOUT_KEY, None, len(items), iter(items)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except unreadable as error:
         raise DatasetError(f"{path}: not a readable npz file ({error})") from None
 
     def items() -> Iterator:
-        with data:
-            for index, name in enumerate(data.files):
+        with archive:
+            for index, name in enumerate(names):
                 try:
-                    yield data[name]
-                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                    raise DatasetError(
-                        f"{path} record {index} ({name!r}): unreadable ({error})"
-                    ) from None
+                    yield _read_member(archive, name + ".npy")
+                except unreadable as error:
+                    raise DatasetError(f"{path} record {index} ({name!r}): unreadable ({error})") from None
 
-    return "keys", list(data.files), len(data.files), items()
+    return "keys", names, len(names), items()
 
 
 def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from gnsim.atomic import temporary_path, write_json_atomic
 from gnsim.convert import lagrangebench, npz, tfrecord
 from gnsim.convert.source import Source, periodic_axes, unwrap
-from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, MotionStatistics, write_json_atomic
+from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, MotionStatistics
 
 READERS = {"tfrecord": tfrecord.read, "npz": npz.read, "lagrangebench": lagrangebench.read}
 WRITERS = {"tfrecord": tfrecord.write, "npz": npz.write}
@@ -139,7 +140,7 @@ def convert(
     if source_format == to:
         raise DatasetError(f"{src}: is already a {DESCRIPTIONS[to]} dataset")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = dst.parent / f".{dst.name}.partial-{os.getpid()}"
+    staging = temporary_path(dst)
     try:
         if source_format == "gnsim":
             ours, source = src, None

@@ -21,6 +21,7 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 
+from gnsim.atomic import write_json_atomic
 from gnsim.convert import sequence_example
 from gnsim.convert.sequence_example import BYTES, INT64, Feature, SequenceExample
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
@@ -30,7 +31,6 @@ from gnsim.dataset import (
     read_json,
     read_metadata,
     split_file,
-    write_json_atomic,
 )
 
 SUFFIX = ".tfrecord"

@@ -1,0 +1,216 @@
+"""Checkpoints: what a training run saves, and a trained simulator loaded back from one.
+
+A checkpoint holds the weights (with the normalisation statistics as buffers), the model config,
+the optimiser and RNG state to resume exactly, and the metadata the model was trained with. It is
+read with `weights_only=True`: loading a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import yaml
+
+from gnsim.atomic import temporary_path
+from gnsim.dataset import read_metadata
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+
+# The training data's metadata a checkpoint keeps; resuming a run needs data that agrees on all.
+METADATA_KEYS = (
+    "dim",
+    "bounds",
+    "default_connectivity_radius",
+    "vel_mean",
+    "vel_std",
+    "acc_mean",
+    "acc_std",
+    "dt",
+    "gravity",
+    "particle_type_names",
+)
+# What a trained model means physically: it rolls out on any dataset that agrees on these. The
+# normalisation comes from the checkpoint, the bounds and walls from the dataset.
+PHYSICS_KEYS = ("dim", "dt", "gravity", "particle_type_names")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit, as one line."""
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line, or its type's name when it has no message."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: dict,
+                    metadata: dict, step: int, best: float,
+                    average: LearnedSimulator | None = None) -> None:
+    """Everything to resume exactly, written whole or not at all."""
+    checkpoint = {
+        "step": step,
+        "best": best,
+        "model": simulator.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": config,
+        "model_config": simulator.config.as_dict(),
+        "metadata": {key: metadata[key] for key in METADATA_KEYS if key in metadata},
+        "rng": get_rng_state(),
+    }
+    if average is not None:
+        checkpoint["average"] = average.state_dict()
+    temporary = temporary_path(path)
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's contents; a missing or unreadable file is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise CheckpointError(f"{path}: not a gnsim checkpoint (no model weights)")
+    return checkpoint
+
+
+def check_metadata(path: Path, saved: dict, metadata: dict, keys: tuple[str, ...]) -> None:
+    """Each of `keys` that both the checkpoint and the dataset give must agree."""
+    for key in keys:
+        if key not in saved or key not in metadata:
+            continue
+        here, there = metadata[key], saved[key]
+        same = here == there if isinstance(here, (str, dict)) or isinstance(there, (str, dict)) else (
+            np.shape(here) == np.shape(there) and np.allclose(here, there))
+        if not same:
+            raise CheckpointError(f"{path}: the dataset's metadata differs from the checkpoint's: "
+                                  f"{key}={here!r} here, {there!r} there")
+
+
+def load_weights(path: Path, checkpoint: dict, simulator: LearnedSimulator, optimizer=None,
+                 average: bool = False) -> None:
+    """Copy a checkpoint's weights (its weight average when `average` and it kept one) into `simulator`."""
+    saved_config = checkpoint.get("model_config", {})
+    for key, value in saved_config.items():
+        if key == "hard_walls" or not hasattr(simulator.config, key):  # no weight depends on it
+            continue
+        if value != getattr(simulator.config, key):
+            raise CheckpointError(f"{path}: checkpoint holds a model of another shape: {key}="
+                                  f"{value!r} there, {getattr(simulator.config, key)!r} here")
+    state = dict(checkpoint["average"] if average and "average" in checkpoint else checkpoint["model"])
+    state.pop("boundaries", None)  # checkpoints before the bounds came from the dataset kept them
+    try:
+        simulator.load_state_dict(state)
+    except RuntimeError as error:
+        detail = next((line.strip() for line in str(error).splitlines()
+                       if "size mismatch" in line or "Missing" in line or "Unexpected" in line),
+                      first_line(error))
+        raise CheckpointError(f"{path}: checkpoint holds a model of another shape ({detail})") from None
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+
+
+def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[LearnedSimulator, dict]:
+    """The trained simulator of a checkpoint, in eval mode, for a dataset of the same physics.
+
+    Its own model config and normalisation, the dataset's bounds; its weight average when it
+    kept one. A dataset that differs in dim, dt, gravity, particle types or (when the model takes
+    the dataset's) connectivity radius is refused.
+    """
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    config = SimulatorConfig.from_dict(checkpoint.get("model_config", {}))
+    saved = checkpoint.get("metadata", {})
+    keys = PHYSICS_KEYS + (() if config.connectivity_radius else ("default_connectivity_radius",))
+    check_metadata(path, saved, metadata, keys)
+    model_metadata = {**metadata, **{key: saved[key] for key in saved if key not in ("bounds",)}}
+    try:
+        simulator = LearnedSimulator(config, model_metadata)
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot build its model ({first_line(error)})") from None
+    load_weights(path, checkpoint, simulator, average=True)
+    return simulator.eval(), checkpoint
+
+
+def slim_checkpoint(checkpoint: dict) -> dict:
+    """What a shipped model needs to roll out: the weights (the weight average when the run kept
+    one), its configs, metadata and step; no optimiser or RNG state."""
+    weights = checkpoint.get("average", checkpoint["model"])
+    return {"step": checkpoint["step"], "model": weights,
+            **{key: checkpoint[key] for key in ("config", "model_config", "metadata") if key in checkpoint}}
+
+
+# ---- run folders ---------------------------------------------------------------------------------
+
+
+def run_checkpoint(run_dir: Path) -> Path:
+    """A run folder's best checkpoint, else its last; a shipped model folder's model.pt."""
+    candidates = (run_dir / "model.pt", run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt")
+    return next((path for path in candidates if path.is_file()), candidates[-1])
+
+
+def checkpoint_run(checkpoint: Path) -> Path:
+    """The run folder a checkpoint file lies in (RUN_DIR/checkpoints/FILE, or a model folder)."""
+    folder = checkpoint.resolve().parent
+    return folder.parent if folder.name == "checkpoints" else folder
+
+
+def run_data(run_dir: Path) -> Path:
+    """The dataset folder a run trained on, from its config.yaml."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise CheckpointError(f"{config_file}: not found; pass --data DIR")
+    data = (yaml.safe_load(config_file.read_text()) or {}).get("data")
+    if not data:
+        raise CheckpointError(f"{config_file}: names no dataset; pass --data DIR")
+    return Path(data)
+
+
+class LoadedRun(NamedTuple):
+    simulator: LearnedSimulator
+    step: int
+    checkpoint: Path
+    metadata: dict
+    data: Path
+
+
+def load_run(path: Path, data: Path | None = None) -> LoadedRun:
+    """The model of a run or model folder (its best checkpoint, else its last) or a checkpoint
+    file, for the dataset `data` (default: the one it trained on)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run folder or checkpoint")
+    run_dir, checkpoint = (path, run_checkpoint(path)) if path.is_dir() else (checkpoint_run(path), path)
+    data = Path(data) if data else run_data(run_dir)
+    metadata = read_metadata(data)
+    simulator, saved = simulator_from_checkpoint(checkpoint, metadata)
+    return LoadedRun(simulator, saved["step"], checkpoint, metadata, data)
+
+
+# ---- random state --------------------------------------------------------------------------------
+
+
+def get_rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    numpy_state = np.random.get_state()
+    state["numpy"] = {"key": torch.from_numpy(numpy_state[1].astype(np.int64)), "pos": int(numpy_state[2])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    np.random.set_state(("MT19937", state["numpy"]["key"].numpy().astype(np.uint32), state["numpy"]["pos"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

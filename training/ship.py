@@ -1,0 +1,51 @@
+"""Ship a trained model: `python -m training.ship RUN_DIR models/NAME [--checkpoint FILE]`.
+
+Writes models/NAME/model.pt (weights and configs only, loadable with `weights_only=True`),
+config.yaml (the run's config and dataset) and command.txt (the command that trained it). The
+scorecard and GIF come from `training.rollout models/NAME` and `viz.render`, run on the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from gnsim.checkpoint import CheckpointError, read_checkpoint, run_checkpoint, slim_checkpoint
+
+
+def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
+    """Copy a run's checkpoint (default: its best), slimmed, with its config and command into `out`."""
+    checkpoint = checkpoint or run_checkpoint(run_dir)
+    slim = slim_checkpoint(read_checkpoint(checkpoint))
+    for name in ("config.yaml", "command.txt"):
+        if not (run_dir / name).is_file():
+            raise CheckpointError(f"{run_dir / name}: not found; is {run_dir} a training run folder?")
+    out.mkdir(parents=True, exist_ok=True)
+    temporary = out / ".model.pt.partial"
+    torch.save(slim, temporary)
+    temporary.replace(out / "model.pt")
+    for name in ("config.yaml", "command.txt"):
+        shutil.copyfile(run_dir / name, out / name)
+    return out / "model.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="the training run folder")
+    parser.add_argument("out", type=Path, help="the model folder to write, e.g. models/water-2d")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint of the run (default: its best.pt)")
+    args = parser.parse_args(argv)
+    try:
+        path = ship(args.run_dir, args.out, args.checkpoint)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {path} (step {torch.load(path, weights_only=True)['step']})")
+
+
+if __name__ == "__main__":
+    main()
