@@ -10,7 +10,8 @@ on their surfaces, from the same signed-distance functions.
 import numpy as np
 import warp as wp
 
-BOX, RAMP, CYLINDER = 0, 1, 2
+# wp.constant: the kernels branch on these names, not on bare numbers.
+BOX, RAMP, CYLINDER = wp.constant(0), wp.constant(1), wp.constant(2)
 SHAPES = {"box": BOX, "ramp": RAMP, "cylinder": CYLINDER}
 STICKY, SLIP, FRICTIONAL = 0, 1, 2
 WALL_TYPES = {"sticky": STICKY, "slip": SLIP, "frictional": FRICTIONAL}
@@ -41,9 +42,9 @@ def box_distance(q: wp.vec3, half: wp.vec3):
 def obstacle_distance(o: Obstacle, p: wp.vec3):
     """Signed distance (m) from p to obstacle o, negative inside."""
     q = p - o.center
-    if o.shape == 0:
+    if o.shape == BOX:
         return box_distance(q, o.half)
-    if o.shape == 1:
+    if o.shape == RAMP:
         normal = wp.vec3(-o.axis[1], o.axis[0], 0.0)
         return box_distance(wp.vec3(wp.dot(q, o.axis), wp.dot(q, normal), q[2]), o.half)
     # Cylinder with its axis along z, like the ramps: a circle in 2D, where half[1] is unbounded.

@@ -18,12 +18,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gnsim.atomic import remove_stale_partials, write_json_atomic
-from gnsim.dataset import DatasetError, DatasetWriter, split_file
+from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
-
-SPLITS = ("train", "valid", "test")
 
 
 def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[str, int] | None = None,

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-WATER, SAND, GOOP = 0, 1, 2
+from gnsim.dataset import PARTICLE_TYPES
+
+# wp.constant: the stress functions branch on these names, not on bare numbers.
+WATER, SAND, GOOP = wp.constant(0), wp.constant(1), wp.constant(2)
 MATERIAL_IDS = {"water": WATER, "sand": SAND, "goop": GOOP}
-PARTICLE_TYPE = {"water": 5, "sand": 6, "goop": 7}  # GNS dataset type ids
+PARTICLE_TYPE = {name: i for i, name in PARTICLE_TYPES.items() if name in MATERIAL_IDS}  # GNS ids
 
 # Defaults suited to lab-scale scenes (centimetres to metres, flow speeds up to ~5 m/s).
 DEFAULTS: dict[str, dict[str, float]] = {
@@ -196,7 +199,7 @@ def stress_functions(dim: int):
         epsilon = vec()
         for d in range(dim):
             epsilon[d] = wp.log(wp.max(wp.abs(sigma[d]), 1.0e-4))
-        if m.kind == 1:
+        if m.kind == SAND:
             epsilon = project_sand(m, epsilon)
         else:
             epsilon = project_goop(m, epsilon)
@@ -211,7 +214,7 @@ def stress_functions(dim: int):
 
     @wp.func
     def stress(m: Material, F: mat, C: mat):
-        if m.kind == 0:
+        if m.kind == WATER:
             return water(m, F, C)
         return hencky(m, F)
 

@@ -8,12 +8,12 @@ import numpy as np
 import warp as wp
 from tqdm.auto import tqdm
 
+from gnsim.dataset import KINEMATIC_PARTICLE
 from simulators.colliders import WALL_TYPES, boundary_particles
 from simulators.materials import PARTICLE_TYPE
 from simulators.mpm import MPMSolver, free_fall_speed, time_step
 from simulators.scene import Scene, parse_scene, sample_blocks, to_warp_obstacle
 
-BOUNDARY_TYPE = 3  # GNS kinematic particles: walls and obstacles
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
 
 
@@ -77,7 +77,7 @@ def simulate(scene: Scene | dict, device: str | None = None, progress: bool | No
             solver.substep(dt)
         positions[frame, :n] = solver.positions()
         check_stability(solver, positions[frame, :n], frame, dt)
-    particle_type = np.concatenate([particle_type, np.full(len(boundary), BOUNDARY_TYPE, np.int64)])
+    particle_type = np.concatenate([particle_type, np.full(len(boundary), KINEMATIC_PARTICLE, np.int64)])
     return positions, particle_type
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from gnsim import DatasetWriter
 from gnsim.baselines import constant_velocity_rollout
-from viz.render import TYPE_COLORS, contact_sheet_frames, main
+from viz.render import BLOW_UP_COLOR, TYPE_COLORS, contact_sheet_frames, main
 
 FRAMES, DT, GRAVITY = 16, 0.02, 9.81
 PANEL = 96
@@ -29,9 +29,15 @@ def falling_block(dim: int) -> tuple[np.ndarray, np.ndarray]:
     return position.astype(np.float32), particle_type
 
 
-def write_rollout(folder, dim: int):
-    """A rollout file as training.rollout writes it: the constant-velocity baseline as `position`."""
+def write_rollout(folder, dim: int, blow_up_frame: int | None = None):
+    """A rollout file as training.rollout writes it: the constant-velocity baseline as `position`
+    (held at the frame before `blow_up_frame` from there on, as a blown-up rollout is stored)."""
     truth, particle_type = falling_block(dim)
+    prediction = constant_velocity_rollout(truth, particle_type)
+    extras = {}
+    if blow_up_frame is not None:
+        prediction[blow_up_frame:] = prediction[blow_up_frame - 1]
+        extras["blow_up_frame"] = np.int64(blow_up_frame)
     zeros = [0.0] * dim
     with DatasetWriter(
         folder,
@@ -46,12 +52,7 @@ def write_rollout(folder, dim: int):
             "acc_std": [1.0] * dim,
         },
     ) as writer:
-        writer.add(
-            "test",
-            constant_velocity_rollout(truth, particle_type),
-            particle_type,
-            ground_truth=truth,
-        )
+        writer.add("test", prediction, particle_type, ground_truth=truth, **extras)
     return folder / "test.h5"
 
 
@@ -171,6 +172,21 @@ def test_a_dataset_file_renders_one_panel(tmp_path):
     assert has_colour(sheet, TYPE_COLORS[6])
 
 
+def test_frames_after_a_blow_up_are_marked_not_drawn_frozen(tmp_path):
+    path = write_rollout(tmp_path, dim=2, blow_up_frame=8)
+    out, size = tmp_path / "blown.gif", 2 * PANEL  # the label's red survives the GIF palette at this size
+    assert main([str(path), "--out", str(out), "--size", str(size)]) == 0
+    frames = gif_frames(out)
+    assert len(frames) == FRAMES
+    prediction = [frame[:, size:] for frame in frames]  # the right-hand panel
+    truth = [frame[:, :size] for frame in frames]
+    for t in (0, 7):
+        assert has_colour(prediction[t], TYPE_COLORS[5]) and not has_colour(prediction[t], BLOW_UP_COLOR, 40)
+    for t in (8, FRAMES - 1):
+        assert has_colour(prediction[t], BLOW_UP_COLOR, 40) and not has_colour(prediction[t], TYPE_COLORS[5])
+        assert has_colour(truth[t], TYPE_COLORS[5])  # the ground truth goes on being drawn
+
+
 def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     assert main([str(tmp_path / "missing.h5")]) == 2
     assert main([str(rollout_2d), "--trajectory", "3"]) == 2
@@ -185,6 +201,7 @@ def test_bad_input_is_a_one_line_error(rollout_2d, tmp_path, capsys):
     assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
     assert "needs a rollout file" in errors[3]
     assert "no trajectory 3" in errors[1]
+    assert "missing.h5: no such file" in errors[0]
 
 
 def test_offscreen_names_a_headless_window_only_when_no_display_is_set(monkeypatch):

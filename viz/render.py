@@ -32,17 +32,20 @@ TYPE_COLORS = {
     7: (170, 60, 170),  # goop: purple
 }
 BOUNDARY_OPACITY = 0.25
+BLOW_UP_COLOR = (220, 20, 20)  # the "blown up" label: red, unlike every particle type
 BACKGROUND = (255, 255, 255)
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 
 @dataclass
-class Scene:
+class RenderScene:
     """What to draw: positions per panel ([T, N, D] each), particle types and the metadata."""
 
     panels: dict[str, np.ndarray]  # title -> positions; "ground truth" first for a rollout
     particle_type: np.ndarray
     metadata: dict
+    # First non-finite frame of a blown-up rollout; training.rollout holds the prediction frozen from there.
+    blow_up_frame: int | None = None
 
     @property
     def frames(self) -> int:
@@ -53,9 +56,11 @@ class Scene:
         return "prediction" in self.panels
 
 
-def load_scene(path: str | os.PathLike, trajectory: int = 0) -> Scene:
+def load_render_scene(path: str | os.PathLike, trajectory: int = 0) -> RenderScene:
     """Read trajectory `trajectory` of a rollout file (with `ground_truth`) or of a dataset file."""
     path = Path(path)
+    if not path.is_file():  # before the metadata.json beside it, so the error names the file asked for
+        raise DatasetError(f"{path}: no such file")
     file = TrajectoryFile(path, read_metadata(path.parent), min_frames=1)
     if not 0 <= trajectory < len(file):
         raise DatasetError(f"{path}: no trajectory {trajectory} (it holds {len(file)})")
@@ -68,7 +73,8 @@ def load_scene(path: str | os.PathLike, trajectory: int = 0) -> Scene:
         panels = {"ground truth": truth, "prediction": data.position}
     else:
         panels = {"simulation": data.position}
-    return Scene(panels, data.particle_type, file.metadata)
+    blow_up = data.extras.get("blow_up_frame")
+    return RenderScene(panels, data.particle_type, file.metadata, None if blow_up is None else int(blow_up))
 
 
 def particle_spacing(position: np.ndarray) -> float:
@@ -88,7 +94,7 @@ def _as_3d(position: np.ndarray) -> np.ndarray:
 class Renderer:
     """One pyvista plotter with a panel per entry of `scene.panels`; `image(t)` draws frame t."""
 
-    def __init__(self, scene: Scene, panel_size: int = 480, color_by_error: bool = False,
+    def __init__(self, scene: RenderScene, panel_size: int = 480, color_by_error: bool = False,
                  off_screen: bool = True, orbit_frames: int | None = None):
         if off_screen:
             configure_offscreen()
@@ -113,7 +119,9 @@ class Renderer:
         shown = first[~kinematic] if (~kinematic).any() else first
         point_size = float(np.clip(particle_spacing(shown) * pixels_per_metre, 2.0, 30.0))
         self.meshes: dict[tuple[str, str], object] = {}
+        self.actors: dict[tuple[str, str], object] = {}
         self.labels = {}
+        self.blow_up_label = None
         for column, title in enumerate(scene.panels):
             self.plotter.subplot(0, column)
             self._add_panel(pv, title, point_size, font=panel_size / 480)
@@ -145,7 +153,7 @@ class Renderer:
                 mesh.point_data["color"] = np.array([TYPE_COLORS[int(k)] for k in types], dtype=np.uint8)
                 style = {"scalars": "color", "rgb": True}
             boundary = group == "boundary"
-            self.plotter.add_mesh(mesh, render_points_as_spheres=True,
+            self.actors[title, group] = self.plotter.add_mesh(mesh, render_points_as_spheres=True,
                                   point_size=point_size * (0.6 if boundary else 1.0),
                                   opacity=BOUNDARY_OPACITY if boundary else 1.0,
                                   lighting=self.dim == 3, show_scalar_bar=by_error, **style)
@@ -156,6 +164,9 @@ class Renderer:
         self.plotter.add_text(title, position="upper_edge", font_size=max(int(12 * font), 7), color="black")
         self.labels[title] = self.plotter.add_text("", position="lower_left",
                                                    font_size=max(int(10 * font), 6), color="black")
+        if title == "prediction" and self.scene.blow_up_frame is not None:
+            self.blow_up_label = self.plotter.add_text("", position="left_edge", font_size=max(int(11 * font), 7),
+                                                       color=[c / 255 for c in BLOW_UP_COLOR])
 
     def _place_camera(self, t: int) -> None:
         """2D: the domain from +z, orthographic. 3D: one orbit about the vertical axis per animation."""
@@ -190,6 +201,12 @@ class Renderer:
                     error = positions[t][mask] - self.scene.panels["ground truth"][t][mask]
                     mesh.point_data["error"] = np.linalg.norm(error, axis=-1).astype(np.float32)
             self.labels[title].SetText(0, f"t = {seconds:.3f} s  (frame {t})")
+        if self.blow_up_label is not None:
+            # Frozen frames are no prediction: hide the moving particles and say where it blew up.
+            blown = t >= self.scene.blow_up_frame
+            if ("prediction", "moving") in self.actors:
+                self.actors["prediction", "moving"].SetVisibility(not blown)
+            self.blow_up_label.SetText(6, f"blown up at frame {self.scene.blow_up_frame}" if blown else "")
         if self.dim == 3 and orbit:  # otherwise the camera stays where it is (the first view, or the user's)
             self._place_camera(t)
         self.plotter.render()
@@ -269,7 +286,7 @@ def render_contact_sheet(renderer: Renderer, out: Path, count: int = 4) -> list[
     return frames
 
 
-def interactive(scene: Scene, color_by_error: bool = False) -> None:
+def interactive(scene: RenderScene, color_by_error: bool = False) -> None:
     """A pyvista window with a time slider over the frames."""
     renderer = Renderer(scene, color_by_error=color_by_error, off_screen=False)
     renderer.plotter.subplot(0, 0)
@@ -280,7 +297,7 @@ def interactive(scene: Scene, color_by_error: bool = False) -> None:
     renderer.plotter.show()
 
 
-def default_output(path: Path, trajectory: int, scene: Scene) -> Path:
+def default_output(path: Path, trajectory: int, scene: RenderScene) -> Path:
     """rollout_K.gif beside a rollout file; SPLIT_K.gif beside a dataset file."""
     name = "rollout" if scene.is_rollout else path.stem
     return path.parent / f"{name}_{trajectory}.gif"
@@ -307,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fps <= 0 or args.stride < 1 or args.frames < 1 or args.size < 32:
         return fail("--fps must be > 0, --stride and --frames >= 1, --size >= 32")
     try:
-        scene = load_scene(args.file, args.trajectory)
+        scene = load_render_scene(args.file, args.trajectory)
     except DatasetError as error:
         return fail(str(error))
     if args.color_by_error and not scene.is_rollout:
