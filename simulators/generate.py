@@ -21,6 +21,8 @@ from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_at
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
+from simulators.sph_scene import SPHScene
+from simulators.sph_scene import dataset_info as sph_dataset_info
 
 SPLITS = ("train", "valid", "test")
 
@@ -73,14 +75,16 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
     """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
     scene = load_scene(path)
     position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
-    bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+    if isinstance(scene, SPHScene):
+        bounds, metadata = sph_dataset_info(scene)
+    else:
+        bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+        metadata = {"simulator": "mls-mpm (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
+                    "particle_spacing": scene.particle_spacing, "grid_spacing": scene.grid_spacing}
     _remove_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
                        connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
-                       metadata={"simulator": "mls-mpm (warp)", "scene": scene.source,
-                                 "gravity": scene.gravity.tolist(),
-                                 "particle_spacing": scene.particle_spacing,
-                                 "grid_spacing": scene.grid_spacing}) as writer:
+                       metadata=metadata) as writer:
         writer.add("train", position, particle_type)
     return Path(out)
 
