@@ -21,6 +21,7 @@ from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_at
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
+from simulators.sph_recipes import SPH_RECIPES
 from simulators.sph_scene import SPHScene
 from simulators.sph_scene import dataset_info as sph_dataset_info
 
@@ -42,6 +43,9 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
                 "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
                 # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
                 "gravity": spec.gravity}
+    bounds = [[0.1, 0.9]] * spec.dim
+    if recipe in SPH_RECIPES:
+        bounds, metadata = spec.dataset_info(size, metadata)
     if total > 1 and (folder / "metadata.json").is_file():
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     _remove_partials(folder)
@@ -54,7 +58,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / "metadata.json", {"empty_shard": True})
             return _assemble_if_complete(Path(out), total)
-    with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
+    with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=bounds,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
             if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)

@@ -40,7 +40,7 @@ class SPHScene:
     sound_speed: float
     eos_gamma: float
     background_pressure_factor: float
-    blocks: list[dict]  # lower, upper, velocity (list or "taylor-green")
+    blocks: list[dict]  # lower, upper, velocity (list or "taylor-green"), vortex_offset
     wall_layers: int = 3
     wall_velocity: dict[str, np.ndarray] = field(default_factory=dict)
     transport_velocity: bool = True
@@ -120,15 +120,16 @@ def parse_sph_scene(data: dict) -> SPHScene:
 def _block(data: dict, dim: int, where: str) -> dict:
     if not isinstance(data, dict) or "box" not in data:
         raise SceneError(f"{where}: expected {{\"box\": [[lower], [upper]], \"velocity\": ...}}")
-    for key in sorted(set(data) - {"box", "velocity"}):
-        raise SceneError(f"{where}.{key}: unknown (known: box, velocity)")
+    for key in sorted(set(data) - {"box", "velocity", "vortex_offset"}):
+        raise SceneError(f"{where}.{key}: unknown (known: box, velocity, vortex_offset)")
     lower, upper = _points(data["box"], 2, dim, f"{where}.box")
     if np.any(upper <= lower):
         raise SceneError(f"{where}.box: the upper corner must exceed the lower one on every axis")
     velocity = data.get("velocity", [0.0] * dim)
     if velocity != "taylor-green":
         velocity = _vector(velocity, dim, f"{where}.velocity")
-    return {"lower": lower, "upper": upper, "velocity": velocity}
+    offset = _vector(data.get("vortex_offset", [0.0] * dim), dim, f"{where}.vortex_offset")
+    return {"lower": lower, "upper": upper, "velocity": velocity, "vortex_offset": offset}
 
 
 def taylor_green(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, speed: float) -> np.ndarray:
@@ -161,7 +162,8 @@ def particles(scene: SPHScene) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     u_f = np.zeros_like(x_f)
     for index, block in enumerate(scene.blocks):
         mine = owner[fluid] == index
-        u_f[mine] = taylor_green(x_f[mine], scene.lower, scene.upper, scene.reference_velocity) \
+        u_f[mine] = taylor_green(x_f[mine] - block["vortex_offset"], scene.lower, scene.upper,
+                                 scene.reference_velocity) \
             if isinstance(block["velocity"], str) else block["velocity"]
     # A wall particle beyond several faces moves with the face of the highest axis: a lid covers its corners.
     u_w = np.zeros_like(x_w)
