@@ -72,8 +72,9 @@ def parse_sph_scene(data: dict) -> SPHScene:
     spacing = _positive(data["particle_spacing"], "scene.particle_spacing")
     for d in range(dim):
         cells = (upper[d] - lower[d]) / spacing
-        if periodic[d] and abs(cells - round(cells)) > 1e-6:
-            raise SceneError(f"scene.domain: periodic axis {d} must be a whole number of particle spacings long")
+        if periodic[d] and (abs(cells - round(cells)) > 1e-6 or cells < 3 * SUPPORT - 1e-6):
+            raise SceneError(f"scene.domain: periodic axis {d} must be a whole number of particle spacings "
+                             f"long, at least {3 * SUPPORT:g} (three kernel supports), got {cells:.6g}")
     fluid = data["fluid"]
     if not isinstance(fluid, dict):
         raise SceneError("scene.fluid: expected an object")

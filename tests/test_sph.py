@@ -127,6 +127,7 @@ def test_hydrostatic_pressure_between_walls():
     ({"wall_velocity": {"z+": [1, 0]}}, "scene.wall_velocity.z+: not a face"),
     ({"blocks": [{"box": [[0, 0], [1, 1]], "velocity": "vortex"}]}, "scene.blocks[0].velocity: expected 2 numbers"),
     ({"substeps": 10}, "scene.substeps: 10 steps per frame make dt"),
+    ({"particle_spacing": 0.3}, "scene.domain: periodic axis 0 must be a whole number"),
 ])
 def test_errors_name_the_key(change, message):
     with pytest.raises(SceneError, match=re.escape(message)):
