@@ -295,8 +295,7 @@ class SPHSolver:
         # (jax-sph's) and 2, a Taylor-Green vortex started on a lattice lost half its energy by
         # t = 0.2 s as the lattice stretched at the stagnation points; at 5 it decays as it should.
         self.p_background = background_pressure_factor * self.p_ref if transport_velocity else 0.0
-        self.gravity_np = np.asarray(gravity, float)
-        self.gravity = self.k.vec(*self.gravity_np)
+        self.gravity = self.k.vec(*np.asarray(gravity, float))
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
         self.periodic = [bool(t) for t in periodic]
         self.lower, self.length = self.k.vec(*lower), self.k.vec(*(upper - lower))
