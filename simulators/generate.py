@@ -22,6 +22,9 @@ from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
+from simulators.sph_recipes import SPH_RECIPES
+from simulators.sph_scene import SPHScene
+from simulators.sph_scene import dataset_info as sph_dataset_info
 
 
 def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[str, int] | None = None,
@@ -39,6 +42,9 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
                 "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
                 # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
                 "gravity": spec.gravity}
+    bounds = [[0.1, 0.9]] * spec.dim
+    if recipe in SPH_RECIPES:
+        bounds, metadata = spec.dataset_info(size, metadata)
     if total > 1 and (folder / "metadata.json").is_file():
         return _assemble_if_complete(Path(out), total)  # this shard is done: resume
     remove_stale_partials(folder)
@@ -51,7 +57,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / "metadata.json", {"empty_shard": True})
             return _assemble_if_complete(Path(out), total)
-    with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
+    with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=bounds,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
             if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
@@ -72,14 +78,16 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
     """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
     scene = load_scene(path)
     position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
-    bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+    if isinstance(scene, SPHScene):
+        bounds, metadata = sph_dataset_info(scene)
+    else:
+        bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+        metadata = {"simulator": "mls-mpm (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
+                    "particle_spacing": scene.particle_spacing, "grid_spacing": scene.grid_spacing}
     remove_stale_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
                        connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
-                       metadata={"simulator": "mls-mpm (warp)", "scene": scene.source,
-                                 "gravity": scene.gravity.tolist(),
-                                 "particle_spacing": scene.particle_spacing,
-                                 "grid_spacing": scene.grid_spacing}) as writer:
+                       metadata=metadata) as writer:
         writer.add("train", position, particle_type)
     return Path(out)
 

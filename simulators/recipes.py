@@ -143,3 +143,7 @@ RECIPES = {r.name: r for r in [
     Recipe("sand-3d", "3D blocks of sand falling in a box (Sand-3D)", 3, ("sand",), {"small": 100, "paper": 400}),
     Recipe("goop-3d", "3D blocks of goop falling in a box (Goop-3D)", 3, ("goop",), {"small": 100, "paper": 300}),
 ]}
+
+from simulators.sph_recipes import SPH_RECIPES  # noqa: E402 - the SPH cases, after the MPM ones
+
+RECIPES |= SPH_RECIPES

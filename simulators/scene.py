@@ -78,6 +78,10 @@ def parse_scene(data: dict) -> Scene:
     """Check and complete a scene given as a dict (the JSON object)."""
     if not isinstance(data, dict):
         raise SceneError("scene: expected a JSON object")
+    if data.get("solver", "mpm") != "mpm":  # SPH scenes have keys of their own
+        from simulators.sph_scene import parse_sph_scene
+
+        return parse_sph_scene(data)
     for key in ("dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks"):
         if key not in data:
             raise SceneError(f"scene.{key}: missing")

@@ -13,6 +13,7 @@ from simulators.colliders import WALL_TYPES, boundary_particles
 from simulators.materials import PARTICLE_TYPE
 from simulators.mpm import MPMSolver, free_fall_speed, time_step
 from simulators.scene import Scene, parse_scene, sample_blocks, to_warp_obstacle
+from simulators.sph_scene import SPHScene, simulate_sph
 
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
 
@@ -59,13 +60,15 @@ def build_solver(scene: Scene, device: str = "cpu", gather: bool | None = None) 
     return solver, particle_type, scene.frame_dt / substeps, substeps
 
 
-def simulate(scene: Scene | dict, device: str | None = None, progress: bool | None = False,
+def simulate(scene: Scene | SPHScene | dict, device: str | None = None, progress: bool | None = False,
              description: str = "frames") -> tuple[np.ndarray, np.ndarray]:
     """Simulate a scene: positions [T, N, D] float32 (metres, T = frames, frame 0 the initial state)
     and particle types [N] (GNS ids; boundary particles, type 3, come last and stay put)."""
     if isinstance(scene, dict):
         scene = parse_scene(scene)
     device = resolve_device(device)
+    if isinstance(scene, SPHScene):
+        return simulate_sph(scene, device, progress, description)
     solver, particle_type, dt, substeps = build_solver(scene, device)
     n = len(particle_type)
     boundary = boundary_points(scene, device)

@@ -1,0 +1,222 @@
+"""SPH scenes (`"solver": "sph"`): parse the keys of docs/scenes.md's SPH section and run them.
+
+Fluid fills boxes on a lattice of `particle_spacing`; every non-periodic face of the domain gets
+`wall_layers` layers of wall particles on the same lattice, outside the domain. Output frames hold
+the fluid (GNS type 5) and then the walls (type 3), which never move.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from simulators.scene import SceneError, _number, _points, _positive, _vector
+from simulators.sph import FLUID, SUPPORT, WALL, SPHSolver, time_step
+
+FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
+SOUND_SPEED_FACTOR = 10.0  # c0 = 10 U_ref: Mach 0.1, density varies ~1% (Monaghan 1994)
+FACES = {f"{axis}{side}": (d, side) for d, axis in enumerate("xyz") for side in "-+"}
+KEYS = {"solver", "dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "periodic", "gravity",
+        "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps"}
+FLUID_KEYS = {"density", "viscosity", "reference_velocity", "sound_speed", "eos_gamma", "background_pressure_factor"}
+
+
+@dataclass
+class SPHScene:
+    dim: int
+    lower: np.ndarray
+    upper: np.ndarray
+    particle_spacing: float
+    frames: int
+    frame_dt: float
+    periodic: list[bool]
+    gravity: np.ndarray
+    density: float
+    viscosity: float  # dynamic, Pa s
+    reference_velocity: float
+    sound_speed: float
+    eos_gamma: float
+    background_pressure_factor: float
+    blocks: list[dict]  # lower, upper, velocity (list or "taylor-green"), vortex_offset
+    wall_layers: int = 3
+    wall_velocity: dict[str, np.ndarray] = field(default_factory=dict)
+    transport_velocity: bool = True
+    substeps: int | None = None
+    source: dict = field(default_factory=dict)
+
+
+def parse_sph_scene(data: dict) -> SPHScene:
+    """Check and complete an SPH scene given as a dict; errors name the key."""
+    if data.get("solver") != "sph":
+        raise SceneError(f"scene.solver: must be 'mpm' or 'sph', got {data.get('solver')!r}")
+    for key in sorted(set(data) - KEYS):
+        raise SceneError(f"scene.{key}: not an SPH scene key (known: {', '.join(sorted(KEYS))})")
+    for key in ("dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "fluid"):
+        if key not in data:
+            raise SceneError(f"scene.{key}: missing")
+    dim = data["dim"]
+    if dim not in (2, 3) or isinstance(dim, bool):
+        raise SceneError(f"scene.dim: must be 2 or 3, got {dim!r}")
+    lower, upper = _points(data["domain"], 2, dim, "scene.domain")
+    if np.any(upper <= lower):
+        raise SceneError("scene.domain: the upper corner must exceed the lower one on every axis")
+    frames = data["frames"]
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise SceneError(f"scene.frames: must be an integer >= 2, got {frames!r}")
+    periodic = data.get("periodic", [False] * dim)
+    if not isinstance(periodic, list) or len(periodic) != dim or not all(isinstance(p, bool) for p in periodic):
+        raise SceneError(f"scene.periodic: expected {dim} booleans, got {periodic!r}")
+    spacing = _positive(data["particle_spacing"], "scene.particle_spacing")
+    for d in range(dim):
+        cells = (upper[d] - lower[d]) / spacing
+        if periodic[d] and (abs(cells - round(cells)) > 1e-6 or cells < 3 * SUPPORT - 1e-6):
+            raise SceneError(f"scene.domain: periodic axis {d} must be a whole number of particle spacings "
+                             f"long, at least {3 * SUPPORT:g} (three kernel supports), got {cells:.6g}")
+    fluid = data["fluid"]
+    if not isinstance(fluid, dict):
+        raise SceneError("scene.fluid: expected an object")
+    for key in sorted(set(fluid) - FLUID_KEYS):
+        raise SceneError(f"scene.fluid.{key}: unknown (known: {', '.join(sorted(FLUID_KEYS))})")
+    reference = _positive(fluid.get("reference_velocity", 1.0), "scene.fluid.reference_velocity")
+    wall_layers = data.get("wall_layers", math.ceil(SUPPORT))
+    if not isinstance(wall_layers, int) or isinstance(wall_layers, bool) or wall_layers < 1:
+        raise SceneError(f"scene.wall_layers: must be a positive integer, got {wall_layers!r}")
+    moving = data.get("wall_velocity", {})
+    if not isinstance(moving, dict):
+        raise SceneError("scene.wall_velocity: expected an object of faces (x-, x+, y-, ...)")
+    wall_velocity = {}
+    for face, velocity in moving.items():
+        if face not in FACES or FACES[face][0] >= dim:
+            raise SceneError(f"scene.wall_velocity.{face}: not a face (known: {', '.join(f for f in FACES if FACES[f][0] < dim)})")
+        if periodic[FACES[face][0]]:
+            raise SceneError(f"scene.wall_velocity.{face}: that axis is periodic and has no wall")
+        wall_velocity[face] = _vector(velocity, dim, f"scene.wall_velocity.{face}")
+    transport = data.get("transport_velocity", True)
+    if not isinstance(transport, bool):
+        raise SceneError(f"scene.transport_velocity: must be true or false, got {transport!r}")
+    substeps = data.get("substeps")
+    if substeps is not None and (not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1):
+        raise SceneError(f"scene.substeps: must be a positive integer, got {substeps!r}")
+    if not isinstance(data["blocks"], list) or not data["blocks"]:
+        raise SceneError("scene.blocks: expected a non-empty list of boxes")
+    return SPHScene(
+        dim=dim, lower=lower, upper=upper, particle_spacing=spacing, frames=frames,
+        frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), periodic=periodic,
+        gravity=_vector(data.get("gravity", [0.0, -9.81] + [0.0] * (dim - 2)), dim, "scene.gravity"),
+        density=_positive(fluid.get("density", 1000.0), "scene.fluid.density"),
+        viscosity=_number(fluid.get("viscosity", 1e-3), "scene.fluid.viscosity", minimum=0.0),
+        reference_velocity=reference,
+        sound_speed=_positive(fluid.get("sound_speed", SOUND_SPEED_FACTOR * reference), "scene.fluid.sound_speed"),
+        eos_gamma=_positive(fluid.get("eos_gamma", 1.0), "scene.fluid.eos_gamma"),
+        background_pressure_factor=_number(fluid.get("background_pressure_factor", 5.0),
+                                           "scene.fluid.background_pressure_factor", minimum=0.0),
+        blocks=[_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])],
+        wall_layers=wall_layers, wall_velocity=wall_velocity, transport_velocity=transport, substeps=substeps,
+        source=data)
+
+
+def _block(data: dict, dim: int, where: str) -> dict:
+    if not isinstance(data, dict) or "box" not in data:
+        raise SceneError(f"{where}: expected {{\"box\": [[lower], [upper]], \"velocity\": ...}}")
+    for key in sorted(set(data) - {"box", "velocity", "vortex_offset"}):
+        raise SceneError(f"{where}.{key}: unknown (known: box, velocity, vortex_offset)")
+    lower, upper = _points(data["box"], 2, dim, f"{where}.box")
+    if np.any(upper <= lower):
+        raise SceneError(f"{where}.box: the upper corner must exceed the lower one on every axis")
+    velocity = data.get("velocity", [0.0] * dim)
+    if velocity != "taylor-green":
+        velocity = _vector(velocity, dim, f"{where}.velocity")
+    offset = _vector(data.get("vortex_offset", [0.0] * dim), dim, f"{where}.vortex_offset")
+    return {"lower": lower, "upper": upper, "velocity": velocity, "vortex_offset": offset}
+
+
+def taylor_green(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, speed: float) -> np.ndarray:
+    """The Taylor-Green vortex of LagrangeBench (Adami 2013), one period over the domain:
+    2D u = -U cos(kx) sin(ky), v = U sin(kx) cos(ky); 3D u = U sin cos cos, v = -U cos sin cos, w = 0."""
+    phase = 2 * np.pi * (x - lower) / (upper - lower)
+    s, c = np.sin(phase), np.cos(phase)
+    if x.shape[1] == 2:
+        return speed * np.stack([-c[:, 0] * s[:, 1], s[:, 0] * c[:, 1]], axis=1)
+    return speed * np.stack([s[:, 0] * c[:, 1] * c[:, 2], -c[:, 0] * s[:, 1] * c[:, 2], 0 * s[:, 0]], axis=1)
+
+
+def particles(scene: SPHScene) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fluid then wall particles on one lattice: positions, velocities, kinds, wall velocities."""
+    s, n = scene.particle_spacing, scene.wall_layers
+    pad = np.where(scene.periodic, 0, n)
+    axes = [lo + s * (0.5 + np.arange(-p, math.floor((hi - lo) / s + 1e-6) + p))
+            for lo, hi, p in zip(scene.lower, scene.upper, pad)]
+    lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
+    outside = (lattice < scene.lower) | (lattice > scene.upper)
+    wall = outside.any(axis=1)
+    owner = np.full(len(lattice), -1)
+    for index, block in enumerate(scene.blocks):
+        inside = np.all((lattice >= block["lower"]) & (lattice <= block["upper"]), axis=1)
+        owner[(owner < 0) & inside & ~wall] = index
+    fluid = owner >= 0
+    if not fluid.any():
+        raise SceneError("scene.blocks: the boxes hold no particle; make them larger than particle_spacing")
+    x_f, x_w = lattice[fluid], lattice[wall]
+    u_f = np.zeros_like(x_f)
+    for index, block in enumerate(scene.blocks):
+        mine = owner[fluid] == index
+        u_f[mine] = taylor_green(x_f[mine] - block["vortex_offset"], scene.lower, scene.upper,
+                                 scene.reference_velocity) \
+            if isinstance(block["velocity"], str) else block["velocity"]
+    # A wall particle beyond several faces moves with the face of the highest axis: a lid covers its corners.
+    u_w = np.zeros_like(x_w)
+    for face, velocity in sorted(scene.wall_velocity.items(), key=lambda item: FACES[item[0]][0]):
+        d, side = FACES[face]
+        beyond = x_w[:, d] > scene.upper[d] if side == "+" else x_w[:, d] < scene.lower[d]
+        u_w[beyond] = velocity
+    x = np.concatenate([x_f, x_w])
+    kind = np.r_[np.full(len(x_f), FLUID), np.full(len(x_w), WALL)]
+    return x, np.concatenate([u_f, np.zeros_like(x_w)]), kind, np.concatenate([np.zeros_like(x_f), u_w])
+
+
+def build_sph_solver(scene: SPHScene, device: str = "cpu") -> tuple[SPHSolver, np.ndarray, float, int]:
+    """The solver, GNS particle types, step dt and steps per frame of an SPH scene."""
+    x, u, kind, wall_velocity = particles(scene)
+    solver = SPHSolver(x=x, u=u, kind=kind, wall_velocity=wall_velocity, lower=scene.lower, upper=scene.upper,
+                       periodic=scene.periodic, dx=scene.particle_spacing, density=scene.density,
+                       sound_speed=scene.sound_speed, viscosity=scene.viscosity, gravity=scene.gravity,
+                       gamma=scene.eos_gamma, background_pressure_factor=scene.background_pressure_factor,
+                       transport_velocity=scene.transport_velocity, device=device)
+    limit = time_step(scene.particle_spacing, scene.sound_speed, scene.reference_velocity,
+                      scene.viscosity / scene.density, float(np.linalg.norm(scene.gravity)))
+    substeps = scene.substeps or math.ceil(scene.frame_dt / limit * (1 - 1e-9))
+    if scene.frame_dt / substeps > limit * (1 + 1e-6):
+        raise SceneError(f"scene.substeps: {substeps} steps per frame make dt = {scene.frame_dt / substeps:.3g} s, "
+                         f"above the stable {limit:.3g} s (CFL, viscous and body-force limits)")
+    particle_type = np.where(kind == FLUID, FLUID_TYPE, WALL_TYPE).astype(np.int64)
+    return solver, particle_type, scene.frame_dt / substeps, substeps
+
+
+def simulate_sph(scene: SPHScene, device: str = "cpu", progress: bool | None = False,
+                 description: str = "frames") -> tuple[np.ndarray, np.ndarray]:
+    """Positions [frames, N, dim] float32 (fluid, then walls) and GNS particle types [N]."""
+    from simulators.simulate import SimulationError
+
+    solver, particle_type, dt, substeps = build_sph_solver(scene, device)
+    positions = np.empty((scene.frames, len(particle_type), scene.dim), np.float32)
+    positions[0] = solver.positions()
+    for frame in tqdm(range(1, scene.frames), desc=description, leave=False, disable=None if progress else True):
+        for _ in range(substeps):
+            solver.step(dt)
+        positions[frame] = solver.positions()
+        if not np.isfinite(positions[frame]).all():
+            raise SimulationError(f"frame {frame}: particle positions became NaN (likely cause: a time step "
+                                  "too long; raise 'substeps' or 'fluid.reference_velocity')")
+    return positions, particle_type
+
+
+def dataset_info(scene: SPHScene) -> tuple[list[list[float]], dict]:
+    """Bounds (the walls included) and the metadata of an SPH scene's dataset."""
+    pad = np.where(scene.periodic, 0.0, scene.wall_layers * scene.particle_spacing)
+    bounds = np.stack([scene.lower - pad, scene.upper + pad], axis=1).tolist()
+    return bounds, {"simulator": "wcsph-tvf (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
+                    "particle_spacing": scene.particle_spacing, "periodic_boundary_conditions": scene.periodic,
+                    "sound_speed": scene.sound_speed, "viscosity": scene.viscosity, "density": scene.density}
