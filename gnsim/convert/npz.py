@@ -8,11 +8,14 @@ last optional: a scalar or [N] or [N, k] per-particle property (gns docs/gns_dat
 keep as the extra `material_property`. Its metadata.json is flat or split into "train" and
 "rollout" sections (gns/reading_utils.py); we take "train".
 
-npz trajectories are pickles: only convert files from sources you trust.
+npz trajectories are pickles. They are read with an unpickler that builds only numpy arrays,
+dtypes and scalars inside tuples and lists; anything else (a pickle that would call a function)
+is refused, so a downloaded file cannot run code.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -43,28 +46,74 @@ def _train_section(path: Path, metadata: dict) -> dict:
     return section
 
 
+# What numpy's own pickles of arrays, dtypes and scalars name (numpy 1.x and 2.x spellings).
+SAFE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds numpy arrays, dtypes and scalars and the tuples and lists holding them; no other
+    class or function can be named, so no pickle can run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not numpy array data")
+        return super().find_class(module, name)
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    """One `.npy` of the archive; an object array through the restricted unpickler."""
+    with archive.open(member) as file:
+        version = np.lib.format.read_magic(file)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        if not read_header(file)[2].hasobject:
+            file.seek(0)
+            return np.lib.format.read_array(file, allow_pickle=False)
+        array = _ArrayUnpickler(file).load()
+    if not isinstance(array, np.ndarray):
+        raise pickle.UnpicklingError(f"holds a {type(array).__name__}, not an array")
+    return array
+
+
 def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
     """(layout, trajectory names or None, count, iterator over trajectories) of one npz file."""
+    errors = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
     try:
-        data = np.load(path, allow_pickle=True)
-        if LAYOUT_KEY in data.files:
-            items = data[LAYOUT_KEY]
-            data.close()
-            return LAYOUT_KEY, None, len(items), iter(items)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        archive = zipfile.ZipFile(path)
+        members = {m.removesuffix(".npy"): m for m in archive.namelist() if m.endswith(".npy")}
+    except errors as error:
         raise DatasetError(f"{path}: not a readable npz file ({error})") from None
+    if LAYOUT_KEY in members:
+        with archive:
+            try:
+                items = _read_member(archive, members[LAYOUT_KEY])
+            except errors as error:
+                raise DatasetError(f"{path}: {LAYOUT_KEY!r} unreadable ({error})") from None
+        return LAYOUT_KEY, None, len(items), iter(items)
 
     def items() -> Iterator:
-        with data:
-            for index, name in enumerate(data.files):
+        with archive:
+            for index, (name, member) in enumerate(members.items()):
                 try:
-                    yield data[name]
-                except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                    yield _read_member(archive, member)
+                except errors as error:
                     raise DatasetError(
                         f"{path} record {index} ({name!r}): unreadable ({error})"
                     ) from None
 
-    return "keys", list(data.files), len(data.files), items()
+    return "keys", list(members), len(members), items()
 
 
 def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:

@@ -1,0 +1,62 @@
+"""Hostile, broken and interrupted inputs (issue 23): each is built here, and each gets a one-line
+error that leaves nothing behind. docs/reliability.md lists them; keep the two in step."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gnsim.convert.__main__ import main as convert_main
+from tests.test_training import TINY, run_main
+from training.train import main as train_main
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+class Hostile:
+    """Unpickles to a shell command that creates the file `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def hostile_npz(folder: Path, marker: Path) -> Path:
+    """A gns npz dataset whose trajectory's particle type is an object that runs a command."""
+    folder.mkdir()
+    metadata = {"bounds": [[0, 1], [0, 1]], "sequence_length": 9, "dim": 2, "dt": 0.01,
+                "default_connectivity_radius": 0.1}
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    item = np.empty(1, dtype=object)
+    item[0] = (np.zeros((10, 3, 2), np.float32), Hostile(marker))
+    np.savez(folder / "train.npz", gns_data=item)
+    return folder
+
+
+def test_a_hostile_npz_is_refused_by_the_converter(tmp_path, capsys):
+    source = hostile_npz(tmp_path / "gns", tmp_path / "PWNED")
+    assert convert_main([str(source), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1, error
+    assert error[0] == (
+        f"error: {source / 'train.npz'}: 'gns_data' unreadable "
+        "(refused to load posix.system: not numpy array data)"
+    )
+    assert not (tmp_path / "PWNED").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gns"]
+
+
+def test_a_hostile_npz_is_refused_by_the_trainer(tmp_path, capsys):
+    source = hostile_npz(tmp_path / "gns", tmp_path / "PWNED")
+    with pytest.raises(SystemExit):
+        train_main(["--config", "quick", "--data", str(source), "--out", str(tmp_path / "run"),
+                    *TINY, "steps=2"])
+    said, message = capsys.readouterr().err.strip().splitlines()
+    assert said == f"converting {source} into {tmp_path / 'gns.gnsim'}"  # said before reading
+    assert "refused to load posix.system: not numpy array data" in message
+    assert not (tmp_path / "PWNED").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gns"]
