@@ -292,7 +292,7 @@ class TrajectoryFile:
             try:
                 self._handle = h5py.File(self.path, "r")
             except OSError as error:
-                raise DatasetError(f"{self.path}: not a readable HDF5 file ({_first_line(error)})") from None
+                raise DatasetError(f"{self.path}: not a readable HDF5 file ({first_line(error)})") from None
             self._pid = os.getpid()
         return self._handle
 
@@ -307,7 +307,7 @@ class TrajectoryFile:
         try:
             group = self._file[self.names[k]]
         except (KeyError, OSError) as error:
-            raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
+            raise DatasetError(f"{where}: unreadable group ({first_line(error)})") from None
         if key not in group:
             raise DatasetError(f"{where}: missing field {key!r}")
         return group[key]
@@ -346,10 +346,11 @@ def _read(name: str, key: str, dataset: h5py.Dataset, frames: slice = slice(None
     try:
         return dataset[frames] if dataset.ndim else dataset[()]
     except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"{name}: field {key!r} is unreadable ({_first_line(error)})") from None
+        raise DatasetError(f"{name}: field {key!r} is unreadable ({first_line(error)})") from None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """The first line of an error's message, or its type's name when it has none (EOFError())."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gnsim.convert.__main__ import main as convert_main
+from tests.conftest import write_dataset
 from tests.test_training import TINY, run_main
 from training.train import main as train_main
 
@@ -60,3 +61,41 @@ def test_a_hostile_npz_is_refused_by_the_trainer(tmp_path, capsys):
     assert "refused to load posix.system: not numpy array data" in message
     assert not (tmp_path / "PWNED").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gns"]
+
+
+@pytest.mark.parametrize(
+    "override, error",
+    [
+        ("batch_size=0", "config key 'batch_size' must be >= 1, got 0"),
+        ("learning_rate=-1", "config key 'learning_rate' must be > 0, got -1.0"),
+        ("connectivity_radius=-0.1", "config key 'connectivity_radius' must be > 0, got -0.1"),
+        ("steps=-5", "config key 'steps' must be >= 1, got -5"),
+        ("noise_std=-1", "config key 'noise_std' must be >= 0, got -1.0"),
+        ("ema_decay=1", "config key 'ema_decay' must be in [0, 1), got 1.0"),
+        ("amp=fp8", "config key 'amp' must be one of auto, bf16, off, got 'fp8'"),
+        ("aggregation=[1,2]",
+         "config key 'aggregation' in the command line must be a string, got [1, 2]"),
+    ],
+)
+def test_a_config_value_out_of_range_is_one_line_and_leaves_no_run(
+    tmp_path, capsys, falling_blocks, override, error
+):
+    message = run_main(["--data", falling_blocks, "--out", str(tmp_path / "run"), override], capsys)
+    assert message == f"error: {error}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_metadata_whose_gravity_disagrees_with_dim_is_one_line(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", train=1, valid=0, gravity=[0.0, -9.81, 0.0])
+    message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"),
+                        *TINY], capsys)
+    assert message.endswith("(metadata 'gravity' must have 2 entries, got [0.0, -9.81, 0.0])")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_zero_byte_checkpoint_is_one_line(tmp_path, capsys, falling_blocks):
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out",
+                        str(tmp_path / "run"), *TINY, f"init_from={empty}"], capsys)
+    assert message.startswith(f"error: {empty}: not a readable checkpoint (")

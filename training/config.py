@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def check_keys(values: dict, where: str, extra_keys: tuple[str, ...] = ()) -> No
 def _coerce(key: str, value, where: str):
     default = DEFAULTS[key]
     kind = OPTIONAL_NUMBERS.get(key, type(default))
+    if kind is str and not isinstance(value, str):
+        raise TrainingError(f"config key {key!r} in {where} must be a string, got {value!r}")
     if value is None or kind in (type(None), str) or isinstance(value, kind):
         return value
     if kind is bool:
@@ -88,6 +91,45 @@ def _coerce(key: str, value, where: str):
         raise TrainingError(
             f"config key {key!r} in {where} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
         ) from None
+
+
+# The range of each number whose out-of-range value would fail (or train nonsense) mid-run.
+AT_LEAST_ONE = (lambda v: v >= 1, ">= 1")
+NOT_NEGATIVE = (lambda v: v >= 0, ">= 0")
+POSITIVE = (lambda v: v > 0, "> 0")
+FRACTION = (lambda v: 0 <= v <= 1, "in [0, 1]")
+RANGES = {
+    **dict.fromkeys(
+        ("batch_size", "steps", "log_every", "validate_every", "checkpoint_every", "latent_size",
+         "mlp_hidden_size", "message_passing_steps", "particle_type_embedding_size",
+         "num_particle_types", "learning_rate_decay_steps", "threads", "valid_samples"),
+        AT_LEAST_ONE,
+    ),
+    "input_frames": (lambda v: v >= 2, ">= 2"),
+    **dict.fromkeys(
+        ("mlp_num_hidden_layers", "material_features", "num_workers", "rollout_trajectories",
+         "rollout_steps", "grad_clip", "noise_std", "learning_rate_final"),
+        NOT_NEGATIVE,
+    ),
+    **dict.fromkeys(("learning_rate", "connectivity_radius"), POSITIVE),
+    "learning_rate_decay": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "noise_velocity_correction": FRACTION,
+}
+CHOICES = {"amp": ("auto", "bf16", "off"), "aggregation": ("sum", "mean", "max", "min")}
+
+
+def check_values(config: dict) -> None:
+    """Refuse a value out of its range or choices before anything runs or is written."""
+    for key, (allowed, text) in RANGES.items():
+        value = config.get(key)
+        if value is not None and not (math.isfinite(value) and allowed(value)):
+            raise TrainingError(f"config key {key!r} must be {text}, got {value!r}")
+    for key, choices in CHOICES.items():
+        if config.get(key) not in choices:
+            raise TrainingError(
+                f"config key {key!r} must be one of {', '.join(choices)}, got {config.get(key)!r}"
+            )
 
 
 def parse_overrides(overrides: list[str]) -> dict:

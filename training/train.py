@@ -29,14 +29,22 @@ import yaml
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from gnsim.baselines import gravity_per_frame
 from gnsim.convert import ensure_dataset
-from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset, read_metadata
+from gnsim.dataset import (
+    DatasetError,
+    TrajectoryDataset,
+    WindowDataset,
+    first_line,
+    read_metadata,
+)
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, non_kinematic_mask
 from gnsim.rollout import rollout
 from training.config import (
     DEFAULTS,
     MODEL_KEYS,
     TrainingError,
+    check_values,
     learning_rate,
     load_config,
     parse_overrides,
@@ -60,6 +68,7 @@ def train(
     config: dict, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False
 ) -> dict:
     """Train per `config` on dataset `data` into run folder `out`; returns the last metrics."""
+    check_values(config)
     # ---- distributed setup: one process per device under torchrun -------------------------
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -423,7 +432,7 @@ def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)["model_config"]
     except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as error:
-        raise TrainingError(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})") from None
+        raise TrainingError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     simulator = LearnedSimulator(SimulatorConfig.from_dict(saved), metadata)
     checkpoint = load_checkpoint(path, simulator, metadata)
     if "average" in checkpoint:
@@ -442,7 +451,7 @@ def load_checkpoint(
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the same user mistake
         raise TrainingError(
-            f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]})"
+            f"{path}: not a readable checkpoint ({first_line(error)})"
         ) from None
     saved_config = checkpoint.get("model_config", {})
     for key in MODEL_KEYS:
@@ -534,8 +543,10 @@ def dataset_folder(data, master: bool = True, distributed: bool = False) -> Path
 
 def load_metadata(data) -> dict:
     try:
-        return read_metadata(data)
-    except DatasetError as error:
+        metadata = read_metadata(data)
+        gravity_per_frame(metadata)  # a gravity of another dimension is refused here, not mid-run
+        return metadata
+    except ValueError as error:  # DatasetError, or the gravity's
         raise TrainingError(f"no usable dataset at {data} ({error})") from None
 
 
