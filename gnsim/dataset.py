@@ -362,6 +362,11 @@ def split_file(folder: str | os.PathLike, split: str, metadata: dict | None = No
     return TrajectoryFile(path, metadata)
 
 
+# Ground truth stays in its box; a particle further outside than this many box sizes is a
+# corrupt or diverged trajectory (a rollout blows up at 10% of the box; data may stray a little).
+FAR_OUTSIDE = 1.0
+
+
 def validate(folder: str | os.PathLike) -> dict:
     """Read every trajectory of every split present once; return the metadata if all is well."""
     metadata = read_metadata(folder)
@@ -371,8 +376,22 @@ def validate(folder: str | os.PathLike) -> dict:
         if (Path(folder) / f"{split}.h5").is_file():
             trajectories = split_file(folder, split, metadata)
             for k in range(len(trajectories)):
-                trajectories.read(k)
+                name = f"{trajectories.path} trajectory {trajectories.names[k]}"
+                _check_inside(name, trajectories.read(k).position, metadata["bounds"])
     return metadata
+
+
+def _check_inside(name: str, position: np.ndarray, bounds: list) -> None:
+    bounds = np.asarray(bounds, dtype=np.float64)
+    margin = FAR_OUTSIDE * (bounds[:, 1] - bounds[:, 0])
+    outside = (position < bounds[:, 0] - margin) | (position > bounds[:, 1] + margin)
+    if outside.any():
+        frame, particle, axis = (int(i[0]) for i in np.nonzero(outside))
+        raise DatasetError(
+            f"{name}: particle {particle} is at {position[frame, particle, axis]:g} on axis "
+            f"{axis} in frame {frame}, more than {FAR_OUTSIDE:g} box size outside the bounds "
+            f"{bounds[axis].tolist()}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

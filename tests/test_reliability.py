@@ -7,9 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from gnsim import DatasetError, DatasetWriter, validate
 from gnsim.convert.__main__ import main as convert_main
-from tests.conftest import write_dataset
+from tests.conftest import (
+    BOUNDS,
+    CONNECTIVITY_RADIUS,
+    FRAME_DT,
+    falling_block,
+    write_dataset,
+)
 from tests.test_training import TINY, run_main
 from training.train import main as train_main
 
@@ -99,3 +107,43 @@ def test_a_zero_byte_checkpoint_is_one_line(tmp_path, capsys, falling_blocks):
     message = run_main(["--config", "quick", "--data", falling_blocks, "--out",
                         str(tmp_path / "run"), *TINY, f"init_from={empty}"], capsys)
     assert message.startswith(f"error: {empty}: not a readable checkpoint (")
+
+
+def far_outside_dataset(folder: Path, far: float = 1e30) -> str:
+    """The falling blocks with one particle leaping between +-`far` metres from frame 10 on."""
+    position, particle_type = falling_block(0)
+    position[10:, 0, 0] = far * (-1.0) ** np.arange(len(position) - 10)
+    with DatasetWriter(folder, dim=2, dt=FRAME_DT, bounds=BOUNDS,
+                       connectivity_radius=CONNECTIVITY_RADIUS) as writer:
+        writer.add("train", position, particle_type)
+        writer.add("valid", *falling_block(1000))
+    return str(folder)
+
+
+def test_validate_refuses_positions_far_outside_the_bounds(tmp_path):
+    data = far_outside_dataset(tmp_path / "data")
+    with pytest.raises(DatasetError) as error:
+        validate(data)
+    assert str(error.value) == (
+        f"{tmp_path / 'data/train.h5'} trajectory 00000: particle 0 is at 1e+30 on axis 0 in "
+        "frame 10, more than 1 box size outside the bounds [0.0, 1.0]"
+    )
+
+
+# Velocities of 6e38 m/frame overflow float32: the loss is NaN from step 1.
+@pytest.mark.parametrize("data, override", [("far", "steps=5"), ("blocks", "learning_rate=10")])
+def test_training_stops_on_divergence_keeping_the_last_good_checkpoint(
+    tmp_path, capsys, falling_blocks, data, override
+):
+    data = far_outside_dataset(tmp_path / "data", 3e38) if data == "far" else falling_blocks
+    run = tmp_path / "run"
+    message = run_main(["--config", "quick", "--data", data, "--out", str(run), *TINY,
+                        "checkpoint_every=1", "batch_size=1", override], capsys)
+    assert message.startswith("error: training diverged at step ")
+    step = int(message.split("step ")[1].split(":")[0])
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == (["last.pt"] if step > 1 else [])
+    if step > 1:
+        checkpoint = torch.load(run / "checkpoints/last.pt", weights_only=True)
+        assert checkpoint["step"] == step - 1
+        assert all(torch.isfinite(w).all() for w in checkpoint["model"].values())

@@ -52,6 +52,8 @@ from training.config import (
 )
 from training.data import NoisyWindows, WindowSampler, collate, make_loader, material_per_particle
 
+# A normalised one-step loss above this has diverged: predicting zero scores about `dim`.
+DIVERGED_LOSS = 1e6
 # Metadata that fixes what a trained model means: a checkpoint only resumes on data that agrees.
 METADATA_KEYS = (
     "dim",
@@ -184,6 +186,7 @@ def train(
         )
 
     loss_sum, loss_count, samples, clock = 0.0, 0, 0, time.perf_counter()
+    first_diverged = torch.tensor(config["steps"] + 1, device=device)  # none yet
     last_metrics: dict = {}
     while step < config["steps"]:
         batch = next(loader).to(device, non_blocking=True)
@@ -208,6 +211,13 @@ def train(
         if average is not None:
             update_average(averaged_weights, weights, step)
         step += 1
+        # Marked on the device, read at log and checkpoint steps only: no host sync per step.
+        diverged = ~(loss.detach().abs() <= DIVERGED_LOSS)  # NaN compares false
+        first_diverged = torch.where(diverged & (first_diverged > step), step, first_diverged)
+        if step % config["log_every"] == 0 or step % config["checkpoint_every"] == 0 or (
+            step == config["steps"]
+        ):
+            stop_if_diverged(first_diverged, step, simulator, distributed)
 
         # Sum on the device, read at log steps only: no host sync per step.
         loss_sum, loss_count, samples = (
@@ -254,6 +264,22 @@ def train(
     if logger:
         logger.close()
     return last_metrics
+
+
+def stop_if_diverged(
+    first_diverged: torch.Tensor, step: int, simulator: LearnedSimulator, distributed: bool
+) -> None:
+    """Stop before a diverged model is saved: the checkpoints on disk stay the last good ones."""
+    if distributed:  # every rank stops together, at the earliest step any rank saw
+        dist.all_reduce(first_diverged, op=dist.ReduceOp.MIN)
+    if not all(bool(torch.isfinite(p).all()) for p in simulator.parameters()):
+        first_diverged.fill_(min(int(first_diverged), step))
+    if int(first_diverged) <= step:
+        raise TrainingError(
+            f"training diverged at step {int(first_diverged)}: the loss or the weights were not "
+            f"finite, or the loss was above {DIVERGED_LOSS:g}; the checkpoints on disk are from "
+            "before it (try a lower learning_rate, or check the data with gnsim.validate)"
+        )
 
 
 def one_step_loss(
