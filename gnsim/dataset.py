@@ -10,6 +10,7 @@ per process, and check every array they hand out; errors name the file, trajecto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ REQUIRED_METADATA = (
     "bounds", "sequence_length", "default_connectivity_radius", "dim", "dt",
     "vel_mean", "vel_std", "acc_mean", "acc_std",
 )
+# Each split file's digest of its arrays, in its own attributes and in metadata.json: a split
+# file and a metadata.json of different writes (a crash between renames, a stale file) disagree.
+CONTENT_KEY = "content_sha256"
 
 
 class DatasetError(ValueError):
@@ -134,6 +138,7 @@ class DatasetWriter:
         self._files: dict[str, h5py.File] = {}
         self._counts: dict[str, int] = {}
         self._lengths: dict[str, set[int]] = {}
+        self._digests: dict[str, hashlib._Hash] = {}
 
     def __enter__(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -157,17 +162,24 @@ class DatasetWriter:
         if split not in self._files:
             self._files[split] = h5py.File(self._temporary(split), "w")
         group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
-        group.create_dataset("position", data=position.astype(np.float32, copy=False))
-        group.create_dataset("particle_type", data=particle_type.astype(np.int64, copy=False))
-        for key, value in extras.items():
-            group.create_dataset(key, data=np.asarray(value))
+        digest = self._digests.setdefault(split, hashlib.sha256())
+        arrays = {
+            "position": position.astype(np.float32, copy=False),
+            "particle_type": particle_type.astype(np.int64, copy=False),
+            **{key: np.asarray(value) for key, value in extras.items()},
+        }
+        for key, value in arrays.items():
+            group.create_dataset(key, data=value)
+            digest.update(key.encode() + np.ascontiguousarray(value).tobytes())
         self._counts[split] = self._counts.get(split, 0) + 1
         self._lengths.setdefault(split, set()).add(len(position))
         if split == "train":
             self.statistics.add(position, particle_type)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for file in self._files.values():
+        for split, file in self._files.items():
+            if exc_type is None:
+                file.attrs[CONTENT_KEY] = self._digests[split].hexdigest()
             file.close()
         if exc_type is not None:
             return self._discard()
@@ -190,6 +202,7 @@ class DatasetWriter:
             **{f"sequence_length_{s}": max(n) - 1 for s, n in self._lengths.items()},
             **{f"num_trajectories_{s}": n for s, n in self._counts.items()},
             **statistics,
+            CONTENT_KEY: {s: digest.hexdigest() for s, digest in self._digests.items()},
         }
         write_json_atomic(self.folder / "metadata.json", metadata)
 
@@ -283,6 +296,23 @@ class TrajectoryFile:
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
+        self._check_written_with_metadata()
+
+    def _check_written_with_metadata(self) -> None:
+        expected = self.metadata.get(CONTENT_KEY)
+        if expected is None:  # not written by DatasetWriter (a foreign file), or before digests
+            return
+        metadata = self.path.parent / "metadata.json"
+        if self.path.stem not in expected:
+            raise DatasetError(
+                f"{self.path}: not part of the dataset {metadata} describes "
+                "(left by an earlier write into this folder); remove it or regenerate"
+            )
+        if self._file.attrs.get(CONTENT_KEY) != expected[self.path.stem]:
+            raise DatasetError(
+                f"{self.path}: its content differs from the one {metadata} was written with "
+                "(an interrupted or mixed write); regenerate the dataset"
+            )
 
     @property
     def _file(self) -> h5py.File:

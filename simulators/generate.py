@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim.dataset import DatasetError, DatasetWriter, split_file, write_json_atomic
+from gnsim.dataset import CONTENT_KEY, DatasetError, DatasetWriter, split_file, write_json_atomic
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
@@ -40,8 +40,13 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
                 "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
                 # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
                 "gravity": spec.gravity}
-    if total > 1 and (folder / "metadata.json").is_file():
-        return _assemble_if_complete(Path(out), total)  # this shard is done: resume
+    # What makes a shard's trajectories: shards merge, or a finished one is kept, only if equal.
+    arguments = {"recipe": recipe, "size": size, "seed": seed, "splits": counts, "frames": frames}
+    if total > 1:
+        metadata["shard_arguments"] = arguments
+        if (folder / "metadata.json").is_file():  # this shard is done: resume
+            _check_arguments(folder, arguments, "this run")
+            return _assemble_if_complete(Path(out), total)
     _remove_partials(folder)
     jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
     if total > 1:
@@ -50,7 +55,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
         metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
         if not jobs:
             folder.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(folder / "metadata.json", {"empty_shard": True})
+            write_json_atomic(folder / "metadata.json", {"empty_shard": True, "shard_arguments": arguments})
             return _assemble_if_complete(Path(out), total)
     with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
@@ -60,7 +65,10 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
             scene = recipe_scene(recipe, split, k, seed, size, frames)
             position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
             writer.add(split, position, particle_type)
-    return folder if total == 1 else _assemble_if_complete(Path(out), total)
+    if total > 1:
+        return _assemble_if_complete(Path(out), total)
+    _remove_unwritten_splits(folder)
+    return folder
 
 
 def recipe_scene(recipe: str, split: str, index: int, seed: int = 0, size: str = "small",
@@ -82,6 +90,7 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
                                  "particle_spacing": scene.particle_spacing,
                                  "grid_spacing": scene.grid_spacing}) as writer:
         writer.add("train", position, particle_type)
+    _remove_unwritten_splits(Path(out))
     return Path(out)
 
 
@@ -98,6 +107,25 @@ def _remove_partials(folder: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _remove_unwritten_splits(folder: Path) -> None:
+    # Split files of an earlier run into this folder that this one did not write are stale.
+    written = json.loads((folder / "metadata.json").read_text())[CONTENT_KEY]
+    for split in SPLITS:
+        if split not in written:
+            (folder / f"{split}.h5").unlink(missing_ok=True)
+
+
+def _check_arguments(shard: Path, arguments: dict, whose: str) -> None:
+    recorded = json.loads((shard / "metadata.json").read_text()).get("shard_arguments")
+    for key, value in arguments.items():
+        if recorded is None or recorded.get(key) != value:
+            raise DatasetError(
+                f"{shard}: built with {key}={None if recorded is None else recorded.get(key)!r}, "
+                f"but {whose} has {key}={value!r}; rerun with the same arguments or remove "
+                f"{shard.parent}"
+            )
+
+
 def _assemble_if_complete(out: Path, total: int) -> Path:
     """Once every shard is whole, the one worker that takes the lock merges them into `out`."""
     shards = [out / ".shards" / f"{k}-of-{total}" for k in range(total)]
@@ -109,9 +137,16 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     except FileExistsError:
         return out  # another worker is assembling
     first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
+    for shard in shards[1:]:
+        try:
+            _check_arguments(shard, first["shard_arguments"], str(shards[0]))
+        except DatasetError:
+            lock.unlink()
+            raise
     keep = {k: v for k, v in first.items() if not k.startswith(("sequence_length", "num_trajectories_",
                                                                "vel_", "acc_"))}
-    for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version"):
+    for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version",
+                "shard_arguments"):
         keep.pop(key)
     files = {(k, split): split_file(s, split) for k, s in enumerate(shards) for split in SPLITS
              if (s / f"{split}.h5").is_file()}
@@ -123,6 +158,7 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
                 trajectory = files[(i % total, split)][i // total]
                 writer.add(split, trajectory.position, trajectory.particle_type, **trajectory.extras)
     shutil.rmtree(out / ".shards")
+    _remove_unwritten_splits(out)
     return out
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnsim import DatasetError, DatasetWriter, validate
+from gnsim import DatasetError, DatasetWriter, split_file, validate
 from gnsim.convert.__main__ import main as convert_main
 from tests.conftest import (
     BOUNDS,
@@ -18,6 +18,7 @@ from tests.conftest import (
     falling_block,
     write_dataset,
 )
+from simulators.generate import generate
 from tests.test_training import TINY, run_main
 from training.train import main as train_main
 
@@ -147,3 +148,71 @@ def test_training_stops_on_divergence_keeping_the_last_good_checkpoint(
         checkpoint = torch.load(run / "checkpoints/last.pt", weights_only=True)
         assert checkpoint["step"] == step - 1
         assert all(torch.isfinite(w).all() for w in checkpoint["model"].values())
+
+
+def test_a_split_file_from_another_write_is_refused(tmp_path):
+    # The state a crash between renaming train.h5 and writing metadata.json leaves: a new
+    # train.h5 beside the old metadata.json.
+    old = write_dataset(tmp_path / "old", train=1, valid=1, seed=0)
+    new = write_dataset(tmp_path / "new", train=1, valid=1, seed=5)
+    (Path(new) / "train.h5").replace(Path(old) / "train.h5")
+    with pytest.raises(DatasetError) as error:
+        validate(old)
+    assert str(error.value) == (
+        f"{Path(old) / 'train.h5'}: its content differs from the one {Path(old) / 'metadata.json'} "
+        "was written with (an interrupted or mixed write); regenerate the dataset"
+    )
+
+
+def test_a_split_file_left_by_an_earlier_write_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    write_dataset(folder, train=1, valid=1, seed=0)
+    write_dataset(folder, train=1, valid=0, seed=5)  # no valid split this time
+    with pytest.raises(DatasetError) as error:
+        split_file(folder, "valid")
+    assert str(error.value) == (
+        f"{folder / 'valid.h5'}: not part of the dataset {folder / 'metadata.json'} describes "
+        "(left by an earlier write into this folder); remove it or regenerate"
+    )
+
+
+GENERATE = {"frames": 8, "device": "cpu"}
+
+
+def test_regenerating_with_fewer_splits_removes_the_stale_ones(tmp_path):
+    generate("water", tmp_path / "water", splits={"train": 1, "valid": 1, "test": 0}, **GENERATE)
+    generate("water", tmp_path / "water", splits={"train": 1, "valid": 0, "test": 0}, **GENERATE)
+    assert sorted(p.name for p in (tmp_path / "water").iterdir()) == ["metadata.json", "train.h5"]
+    validate(tmp_path / "water")
+
+
+@pytest.mark.parametrize(
+    "recipe, seed, difference",
+    [("water", 99, "seed=99, but {first} has seed=0"),
+     ("sand", 0, "recipe='sand', but {first} has recipe='water'")],
+)
+def test_shards_built_with_other_arguments_are_not_merged(tmp_path, recipe, seed, difference):
+    out = tmp_path / "data"
+    splits = {"train": 2, "valid": 0, "test": 0}
+    generate("water", out, splits=splits, shard=(0, 2), **GENERATE)
+    with pytest.raises(DatasetError) as raised:
+        generate(recipe, out, splits=splits, seed=seed, shard=(1, 2), **GENERATE)
+    first = out / ".shards/0-of-2"
+    assert str(raised.value) == (
+        f"{out / '.shards/1-of-2'}: built with {difference.format(first=first)}; rerun with "
+        f"the same arguments or remove {out / '.shards'}"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [".shards"]  # nothing merged
+
+
+def test_a_finished_shard_is_not_skipped_for_a_run_with_other_arguments(tmp_path):
+    out = tmp_path / "data"
+    splits = {"train": 2, "valid": 0, "test": 0}
+    generate("water", out, splits=splits, shard=(0, 2), **GENERATE)
+    with pytest.raises(DatasetError) as raised:
+        generate("sand", out, splits=splits, shard=(0, 2), **GENERATE)
+    shard = out / ".shards/0-of-2"
+    assert str(raised.value) == (
+        f"{shard}: built with recipe='water', but this run has recipe='sand'; rerun with the same "
+        f"arguments or remove {out / '.shards'}"
+    )
