@@ -48,18 +48,21 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
             _check_arguments(folder, arguments, "this run")
             return _assemble_if_complete(Path(out), total)
     _remove_partials(folder)
-    jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
+    # Lazy: a list of a billion jobs alone would fill the memory.
+    jobs = ((split, k) for split in SPLITS for k in range(index, counts[split], total))
+    count = sum(len(range(index, counts[split], total)) for split in SPLITS)
+    _check_disk(folder, count * (frames or spec.frames[size]) * config.particles[1] * spec.dim * 4)
     if total > 1:
         # A shard may hold no training trajectory, or none at all; the motion statistics are
         # computed again from the whole training split when the shards are assembled.
         metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
-        if not jobs:
+        if not count:
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / "metadata.json", {"empty_shard": True, "shard_arguments": arguments})
             return _assemble_if_complete(Path(out), total)
     with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=[[0.1, 0.9]] * spec.dim,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
-        for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
+        for split, k in tqdm(jobs, total=count, desc=f"{recipe} trajectories", disable=None):
             if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
                 raise KeyboardInterrupt
             scene = recipe_scene(recipe, split, k, seed, size, frames)
@@ -105,6 +108,17 @@ def _remove_partials(folder: Path) -> None:
     # A killed run leaves its temporary files (named after its pid) behind; they are never whole.
     for path in folder.glob(".*.partial-*") if folder.is_dir() else []:
         path.unlink(missing_ok=True)
+
+
+def _check_disk(folder: Path, size: int) -> None:
+    """Refuse, before simulating, a dataset whose positions alone would not fit on the disk."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if size > free:
+        raise DatasetError(
+            f"{folder}: the trajectories would need at least {size / 2**30:.3g} GiB, "
+            f"more than the {free / 2**30:.3g} GiB free on its disk"
+        )
 
 
 def _remove_unwritten_splits(folder: Path) -> None:
