@@ -12,6 +12,8 @@ import torch
 
 from gnsim import DatasetError, DatasetWriter, split_file, validate
 from gnsim.convert.__main__ import main as convert_main
+from simulators.generate import generate
+from simulators.generate import main as generate_main
 from tests.conftest import (
     BOUNDS,
     CONNECTIVITY_RADIUS,
@@ -19,8 +21,6 @@ from tests.conftest import (
     falling_block,
     write_dataset,
 )
-from simulators.generate import generate
-from simulators.generate import main as generate_main
 from tests.test_convert import deepmind_dataset, reference_masked_crc
 from tests.test_training import TINY, run_main
 from training.train import main as train_main
@@ -255,8 +255,8 @@ def scene_error(tmp_path, capsys, scene, suffix=".json") -> str:
         ({"blocks": [{**SCENE["blocks"][0], "velocty": [1, 0]}]},
          "scene.blocks[0].velocty: unknown key (did you mean 'velocity'?)"),
         ({"blocks": [{"material": "water", "box": [[0.8, 0.1], [1.2, 0.4]]}]},
-         "scene.blocks[0].box: reaches outside the domain [[0.0, 0.0], [1.0, 1.0]] (spans "
-         "[[0.8, 0.1], [1.2, 0.4]]); its particles there would be dropped"),
+         ("scene.blocks[0].box: reaches outside the domain [[0.0, 0.0], [1.0, 1.0]] (spans "
+          "[[0.8, 0.1], [1.2, 0.4]]); its particles there would be dropped")),
     ],
 )
 def test_a_scene_key_that_would_be_ignored_is_one_line(tmp_path, capsys, change, error):
