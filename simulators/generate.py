@@ -45,27 +45,37 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     bounds = [[0.1, 0.9]] * spec.dim
     if recipe in SPH_RECIPES:
         bounds, metadata = spec.dataset_info(size, metadata)
-    if total > 1 and (folder / "metadata.json").is_file():
-        return _assemble_if_complete(Path(out), total)  # this shard is done: resume
+    # What makes a shard's trajectories: shards merge, or a finished one is kept, only if equal.
+    arguments = {"recipe": recipe, "size": size, "seed": seed, "splits": counts, "frames": frames}
+    if total > 1:
+        metadata["shard_arguments"] = arguments
+        if (folder / "metadata.json").is_file():  # this shard is done: resume
+            _check_arguments(folder, arguments, "this run")
+            return _assemble_if_complete(Path(out), total)
     remove_stale_partials(folder)
-    jobs = [(split, k) for split in SPLITS for k in range(counts[split]) if k % total == index]
+    # Lazy: a list of a billion jobs alone would fill the memory.
+    jobs = ((split, k) for split in SPLITS for k in range(index, counts[split], total))
+    count = sum(len(range(index, counts[split], total)) for split in SPLITS)
+    _check_disk(folder, count * (frames or spec.frames[size]) * config.particles[1] * spec.dim * 4)
     if total > 1:
         # A shard may hold no training trajectory, or none at all; the motion statistics are
         # computed again from the whole training split when the shards are assembled.
         metadata |= {key: [0.0] * spec.dim for key in ("vel_mean", "vel_std", "acc_mean", "acc_std")}
-        if not jobs:
+        if not count:
             folder.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(folder / "metadata.json", {"empty_shard": True})
+            write_json_atomic(folder / "metadata.json", {"empty_shard": True, "shard_arguments": arguments})
             return _assemble_if_complete(Path(out), total)
     with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=bounds,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
-        for split, k in tqdm(jobs, desc=f"{recipe} trajectories", disable=None):
+        for split, k in tqdm(jobs, total=count, desc=f"{recipe} trajectories", disable=None):
             if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
                 raise KeyboardInterrupt
             scene = recipe_scene(recipe, split, k, seed, size, frames)
             position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
             writer.add(split, position, particle_type)
-    return folder if total == 1 else _assemble_if_complete(Path(out), total)
+    if total > 1:
+        return _assemble_if_complete(Path(out), total)
+    return folder
 
 
 def recipe_scene(recipe: str, split: str, index: int, seed: int = 0, size: str = "small",
@@ -99,6 +109,28 @@ def _run(scene, device: str, name: str):
         raise SimulationError(f"{name}, {error}") from None
 
 
+def _check_disk(folder: Path, size: int) -> None:
+    """Refuse, before simulating, a dataset whose positions alone would not fit on the disk."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if size > free:
+        raise DatasetError(
+            f"{folder}: the trajectories would need at least {size / 2**30:.3g} GiB, "
+            f"more than the {free / 2**30:.3g} GiB free on its disk"
+        )
+
+
+def _check_arguments(shard: Path, arguments: dict, whose: str) -> None:
+    recorded = json.loads((shard / "metadata.json").read_text()).get("shard_arguments")
+    for key, value in arguments.items():
+        if recorded is None or recorded.get(key) != value:
+            raise DatasetError(
+                f"{shard}: built with {key}={None if recorded is None else recorded.get(key)!r}, "
+                f"but {whose} has {key}={value!r}; rerun with the same arguments or remove "
+                f"{shard.parent}"
+            )
+
+
 def _assemble_if_complete(out: Path, total: int) -> Path:
     """Once every shard is whole, the one worker that takes the lock merges them into `out`."""
     shards = [out / ".shards" / f"{k}-of-{total}" for k in range(total)]
@@ -110,9 +142,16 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     except FileExistsError:
         return out  # another worker is assembling
     first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
+    for shard in shards[1:]:
+        try:
+            _check_arguments(shard, first["shard_arguments"], str(shards[0]))
+        except DatasetError:
+            lock.unlink()
+            raise
     keep = {k: v for k, v in first.items() if not k.startswith(("sequence_length", "num_trajectories_",
                                                                "vel_", "acc_"))}
-    for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version"):
+    for key in ("bounds", "dim", "dt", "default_connectivity_radius", "particle_type_names", "format_version",
+                "shard_arguments"):
         keep.pop(key)
     files = {(k, split): split_file(s, split) for k, s in enumerate(shards) for split in SPLITS
              if (s / f"{split}.h5").is_file()}

@@ -144,6 +144,6 @@ RECIPES = {r.name: r for r in [
     Recipe("goop-3d", "3D blocks of goop falling in a box (Goop-3D)", 3, ("goop",), {"small": 100, "paper": 300}),
 ]}
 
-from simulators.sph_recipes import SPH_RECIPES  # noqa: E402 - the SPH cases, after the MPM ones
+from simulators.sph_recipes import SPH_RECIPES  # the SPH cases, after the MPM ones
 
 RECIPES |= SPH_RECIPES

@@ -6,8 +6,10 @@ The keys of docs/scenes.md are a stable contract. Every error names the key it i
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,12 @@ from simulators.colliders import SHAPES, UNBOUNDED, WALL_TYPES, Obstacle
 from simulators.materials import MaterialParams, make_material
 
 BOUNDARY_PARTICLES = ("all", "obstacles", "walls", "none")
+SCENE_KEYS = ("dim", "domain", "particle_spacing", "grid_spacing", "frames", "frame_dt", "walls",
+              "wall_friction", "gravity", "blocks", "obstacles", "boundary_particles", "cfl",
+              "substeps")
+BLOCK_KEYS = ("material", "params", "velocity", "box", "sphere", "polygon")
+OBSTACLE_KEYS = ("walls", "friction", "thickness", *SHAPES)
+ROUND_KEYS = ("center", "radius")  # of a sphere or cylinder
 DEFAULT_WALL_FRICTION = 0.5
 
 
@@ -61,9 +69,7 @@ def load_scene(path: str | Path) -> Scene:
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             data = json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse failure is the file's fault
@@ -74,6 +80,22 @@ def load_scene(path: str | Path) -> Scene:
         raise SceneError(f"{path}: {error}") from None
 
 
+def _load_yaml(text: str):
+    """YAML without aliases: a few lines of nested aliases expand to gigabytes (a "billion laughs")."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(
+                    f"aliases are refused in scenes (*{event.anchor} at line {event.start_mark.line + 1})"
+                )
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)  # a SafeLoader: builds plain data only
+
+
 def parse_scene(data: dict) -> Scene:
     """Check and complete a scene given as a dict (the JSON object)."""
     if not isinstance(data, dict):
@@ -82,6 +104,7 @@ def parse_scene(data: dict) -> Scene:
         from simulators.sph_scene import parse_sph_scene
 
         return parse_sph_scene(data)
+    _known_keys(data, SCENE_KEYS, "scene")
     for key in ("dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks"):
         if key not in data:
             raise SceneError(f"scene.{key}: missing")
@@ -113,11 +136,13 @@ def parse_scene(data: dict) -> Scene:
     obstacles = data.get("obstacles", [])
     if not isinstance(obstacles, list):
         raise SceneError("scene.obstacles: expected a list")
+    blocks = [_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])]
+    for i, block in enumerate(blocks):
+        _check_inside(block, lower, upper, f"scene.blocks[{i}]")
     return Scene(
         dim=dim, lower=lower, upper=upper, particle_spacing=spacing, grid_spacing=grid_spacing,
         frames=frames, frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), walls=walls,
-        wall_friction=wall_friction, gravity=gravity,
-        blocks=[_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])],
+        wall_friction=wall_friction, gravity=gravity, blocks=blocks,
         obstacles=[_obstacle(o, dim, walls, wall_friction, f"scene.obstacles[{i}]") for i, o in enumerate(obstacles)],
         boundary_particles=boundary, cfl=_positive(data.get("cfl", 0.4), "scene.cfl"), substeps=substeps,
         source=data,
@@ -127,6 +152,7 @@ def parse_scene(data: dict) -> Scene:
 def _block(data: dict, dim: int, where: str) -> Block:
     if not isinstance(data, dict):
         raise SceneError(f"{where}: expected an object")
+    _known_keys(data, BLOCK_KEYS, where)
     if "material" not in data:
         raise SceneError(f"{where}.material: missing")
     params = data.get("params", {})
@@ -149,6 +175,7 @@ def _block(data: dict, dim: int, where: str) -> Block:
         sphere = data["sphere"]
         if not isinstance(sphere, dict) or "center" not in sphere or "radius" not in sphere:
             raise SceneError(f"{where}.sphere: expected {{\"center\": [...], \"radius\": r}}")
+        _known_keys(sphere, ROUND_KEYS, f"{where}.sphere")
         geometry = {"center": _vector(sphere["center"], dim, f"{where}.sphere.center"),
                     "radius": _positive(sphere["radius"], f"{where}.sphere.radius")}
     else:
@@ -162,9 +189,27 @@ def _block(data: dict, dim: int, where: str) -> Block:
     return Block(material, shape, geometry, velocity)
 
 
+def _check_inside(block: Block, lower: np.ndarray, upper: np.ndarray, where: str) -> None:
+    # Particles are sampled inside the domain only: a block reaching out of it would silently lose
+    # the part outside.
+    g = block.geometry
+    if block.shape == "box":
+        low, high = g["lower"], g["upper"]
+    elif block.shape == "sphere":
+        low, high = g["center"] - g["radius"], g["center"] + g["radius"]
+    else:
+        low, high = g["vertices"].min(axis=0), g["vertices"].max(axis=0)
+    if np.any(low < lower) or np.any(high > upper):
+        raise SceneError(
+            f"{where}.{block.shape}: reaches outside the domain {[lower.tolist(), upper.tolist()]} "
+            f"(spans {[low.tolist(), high.tolist()]}); its particles there would be dropped"
+        )
+
+
 def _obstacle(data: dict, dim: int, walls: str, friction: float, where: str) -> dict:
     if not isinstance(data, dict):
         raise SceneError(f"{where}: expected an object")
+    _known_keys(data, OBSTACLE_KEYS, where)
     shapes = [s for s in SHAPES if s in data]
     if len(shapes) != 1:
         raise SceneError(f"{where}: needs exactly one of {', '.join(repr(s) for s in SHAPES)}")
@@ -189,6 +234,7 @@ def _obstacle(data: dict, dim: int, walls: str, friction: float, where: str) -> 
         cylinder = data["cylinder"]
         if not isinstance(cylinder, dict) or "center" not in cylinder or "radius" not in cylinder:
             raise SceneError(f"{where}.cylinder: expected {{\"center\": [...], \"radius\": r}}")
+        _known_keys(cylinder, ROUND_KEYS, f"{where}.cylinder")
         result.update(center=_vector(cylinder["center"], dim, f"{where}.cylinder.center"),
                       radius=_positive(cylinder["radius"], f"{where}.cylinder.radius"))
     return result
@@ -228,14 +274,19 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Particles on one lattice of `particle_spacing` over the domain, each taken by the first block
     that contains it: positions [N, dim], velocities [N, dim], block index [N]."""
     s = scene.particle_spacing
-    axes = [lo + s * (0.5 + np.arange(math.floor((hi - lo) / s + 1e-6)))
-            for lo, hi in zip(scene.lower, scene.upper)]
+    counts = [math.floor((hi - lo) / s + 1e-6) for lo, hi in zip(scene.lower, scene.upper)]
+    # The lattice's coordinates, their stack and the owner and mask arrays, in float64.
+    _check_memory("scene.particle_spacing", "the particle lattice",
+                  math.prod(counts) * (2 * scene.dim + 2) * 8)
+    axes = [lo + s * (0.5 + np.arange(count)) for lo, count in zip(scene.lower, counts)]
     lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
     owner = np.full(len(lattice), -1)
     for index, block in enumerate(scene.blocks):
         owner[(owner < 0) & _inside(block, lattice)] = index
     keep = owner >= 0
     x, owner = lattice[keep], owner[keep]
+    _check_memory("scene.frames", f"the trajectory of {len(x)} particles",
+                  scene.frames * len(x) * scene.dim * 4)
     v = np.stack([scene.blocks[b].velocity for b in owner]) if len(owner) else np.zeros((0, scene.dim))
     return x, v, owner
 
@@ -259,6 +310,25 @@ def _inside(block: Block, points: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Checking values
+
+
+def _check_memory(where: str, what: str, size: float) -> None:
+    """Refuse, before allocating, what would take more than half of this machine's memory."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if size > memory / 2:
+        raise SceneError(
+            f"{where}: {what} would need {size / 2**30:.3g} GiB, more than half of this "
+            f"machine's {memory / 2**30:.3g} GiB of memory"
+        )
+
+
+def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
+    """A misspelt key would silently be a default (gravity, a block at rest): refuse it."""
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SceneError(f"{where}.{key}: unknown key{hint}")
 
 
 def _number(value, where: str, minimum: float | None = None) -> float:

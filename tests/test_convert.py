@@ -441,7 +441,7 @@ def test_lagrangebench_particle_ids_map_to_gns_ids(tmp_path, capsys):
 def test_ensure_dataset_converts_once_beside_the_source_and_notices_changes(tmp_path, capsys):
     deepmind_dataset(tmp_path / "WaterDrop")
     assert ensure_dataset(tmp_path / "WaterDrop") == tmp_path / "WaterDrop.gnsim"
-    assert capsys.readouterr().err.startswith("converted the DeepMind TFRecord dataset")
+    assert capsys.readouterr().err.splitlines()[1].startswith("converted the DeepMind TFRecord dataset")
     validate(tmp_path / "WaterDrop.gnsim")
     assert (
         ensure_dataset(tmp_path / "WaterDrop.gnsim") == tmp_path / "WaterDrop.gnsim"
@@ -455,20 +455,25 @@ def test_ensure_dataset_converts_once_beside_the_source_and_notices_changes(tmp_
         shutil.copy(tmp_path / f"other/{split}.tfrecord", tmp_path / f"WaterDrop/{split}.tfrecord")
     shutil.copy(tmp_path / "other/metadata.json", tmp_path / "WaterDrop/metadata.json")
     ensure_dataset(tmp_path / "WaterDrop")
-    assert capsys.readouterr().err.startswith("converted")
+    assert capsys.readouterr().err.startswith("converting")
     assert read_metadata(tmp_path / "WaterDrop.gnsim")["sequence_length"] == 12
 
 
 def test_ensure_dataset_of_a_read_only_folder_caches_under_xdg_cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    parent_before = sorted(p.name for p in Path(LAGRANGEBENCH).parent.iterdir())
-    cache = ensure_dataset(LAGRANGEBENCH)
-    assert (
-        sorted(p.name for p in Path(LAGRANGEBENCH).parent.iterdir()) == parent_before
-    )  # shared/ untouched
-    assert cache.parent == tmp_path / "gnsim" and cache.name.startswith("lagrangebench-3D_LJ_3-")
+    # Our own read-only copy: shared/ may be writable (it is, to root), and must stay untouched.
+    source = tmp_path / "readonly" / "lagrangebench-3D_LJ_3"
+    shutil.copytree(LAGRANGEBENCH, source)
+    source.parent.chmod(0o555)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    try:
+        cache = ensure_dataset(source)
+        assert sorted(p.name for p in source.parent.iterdir()) == [source.name]
+    finally:
+        source.parent.chmod(0o755)
+    assert cache.parent == tmp_path / "cache" / "gnsim"
+    assert cache.name.startswith("lagrangebench-3D_LJ_3-")
     assert read_metadata(cache)["periodic_boundary_conditions"] == [True, True, True]
-    assert ensure_dataset(LAGRANGEBENCH) == cache
+    assert ensure_dataset(source) == cache
 
 
 def test_cli_help_and_success_line(tmp_path, capsys):

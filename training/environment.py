@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from gnsim.baselines import gravity_per_frame
 from gnsim.convert import ensure_dataset
 from gnsim.dataset import DatasetError, read_metadata
 from training.config import TrainingError
@@ -43,8 +44,10 @@ def dataset_folder(data, master: bool = True, distributed: bool = False) -> Path
 
 def load_metadata(data) -> dict:
     try:
-        return read_metadata(data)
-    except DatasetError as error:
+        metadata = read_metadata(data)
+        gravity_per_frame(metadata)  # a gravity of another dimension is refused here, not mid-run
+        return metadata
+    except ValueError as error:  # DatasetError, or the gravity's
         raise TrainingError(f"no usable dataset at {data} ({error})") from None
 
 

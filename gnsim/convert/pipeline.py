@@ -215,6 +215,8 @@ def ensure_dataset(
             f"{folder}: needs converting, but no cache folder is writable "
             f"({candidates[0]}, {candidates[1]})"
         )
+    # Said before reading a byte of it: the user sees what is done with their files.
+    print(f"converting {folder} into {cache}", file=sys.stderr)
     staging = cache.parent / f".{cache.name}.new-{os.getpid()}"
     convert(folder, staging, source_format, "gnsim", progress)
     if cache.exists():  # a stale conversion of an older version of the source

@@ -50,6 +50,7 @@ def masked_crc32c(data: bytes) -> int:
 
 def read_records(path: Path) -> Iterator[bytes]:
     """Yield the payload of each record of a TFRecord file, checking both CRCs and lengths."""
+    size = path.stat().st_size
     with open(path, "rb") as file:
         index = 0
         while header := file.read(_HEADER.size):
@@ -61,13 +62,14 @@ def read_records(path: Path) -> Iterator[bytes]:
             length, length_crc = _HEADER.unpack(header)
             if masked_crc32c(header[:8]) != length_crc:
                 raise DatasetError(f"{where}: bad CRC of the record length (corrupted file)")
-            data = file.read(length)
-            footer = file.read(4)
-            if len(data) < length or len(footer) < 4:
+            left = size - file.tell()
+            if length + 4 > left:  # checked before reading: a header may claim terabytes
                 raise DatasetError(
                     f"{where}: truncated record ({length + 4} bytes expected after the header, "
-                    f"{len(data) + len(footer)} found)"
+                    f"{left} found)"
                 )
+            data = file.read(length)
+            footer = file.read(4)
             if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
                 raise DatasetError(f"{where}: bad CRC of the record data (corrupted file)")
             yield data
