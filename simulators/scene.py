@@ -9,13 +9,13 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import warp as wp
 
+from gnsim.limits import too_big
 from simulators.colliders import SHAPES, UNBOUNDED, WALL_TYPES, Obstacle
 from simulators.materials import MaterialParams, make_material
 
@@ -139,11 +139,14 @@ def parse_scene(data: dict) -> Scene:
     blocks = [_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])]
     for i, block in enumerate(blocks):
         _check_inside(block, lower, upper, f"scene.blocks[{i}]")
+    parsed_obstacles = [_obstacle(o, dim, walls, wall_friction, f"scene.obstacles[{i}]") for i, o in enumerate(obstacles)]
+    for i, obstacle in enumerate(parsed_obstacles):
+        _check_overlaps(obstacle, lower, upper, f"scene.obstacles[{i}]")
     return Scene(
         dim=dim, lower=lower, upper=upper, particle_spacing=spacing, grid_spacing=grid_spacing,
         frames=frames, frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), walls=walls,
         wall_friction=wall_friction, gravity=gravity, blocks=blocks,
-        obstacles=[_obstacle(o, dim, walls, wall_friction, f"scene.obstacles[{i}]") for i, o in enumerate(obstacles)],
+        obstacles=parsed_obstacles,
         boundary_particles=boundary, cfl=_positive(data.get("cfl", 0.4), "scene.cfl"), substeps=substeps,
         source=data,
     )
@@ -204,6 +207,19 @@ def _check_inside(block: Block, lower: np.ndarray, upper: np.ndarray, where: str
             f"{where}.{block.shape}: reaches outside the domain {[lower.tolist(), upper.tolist()]} "
             f"(spans {[low.tolist(), high.tolist()]}); its particles there would be dropped"
         )
+
+
+def _check_overlaps(obstacle: dict, lower: np.ndarray, upper: np.ndarray, where: str) -> None:
+    """An obstacle wholly outside the domain would silently do nothing: refuse it."""
+    if obstacle["shape"] == "box":
+        low, high = obstacle["lower"], obstacle["upper"]
+    elif obstacle["shape"] == "ramp":
+        ends = np.stack([obstacle["start"], obstacle["end"]])
+        low, high = ends.min(axis=0) - obstacle["thickness"], ends.max(axis=0) + obstacle["thickness"]
+    else:
+        low, high = obstacle["center"] - obstacle["radius"], obstacle["center"] + obstacle["radius"]
+    if np.any(high <= lower) or np.any(low >= upper):
+        raise SceneError(f"{where}: lies wholly outside the domain {np.stack([lower, upper]).tolist()}")
 
 
 def _obstacle(data: dict, dim: int, walls: str, friction: float, where: str) -> dict:
@@ -314,12 +330,9 @@ def _inside(block: Block, points: np.ndarray) -> np.ndarray:
 
 def _check_memory(where: str, what: str, size: float) -> None:
     """Refuse, before allocating, what would take more than half of this machine's memory."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if size > memory / 2:
-        raise SceneError(
-            f"{where}: {what} would need {size / 2**30:.3g} GiB, more than half of this "
-            f"machine's {memory / 2**30:.3g} GiB of memory"
-        )
+    reason = too_big(size)
+    if reason:
+        raise SceneError(f"{where}: {what} {reason}")
 
 
 def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:

@@ -165,3 +165,25 @@ def test_a_tfrecord_header_claiming_a_terabyte_is_refused_before_reading(tmp_pat
         "10 found)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_an_obstacle_wholly_outside_the_domain_is_refused():
+    from simulators.scene import SceneError, parse_scene
+
+    scene = {"dim": 2, "domain": [[0, 0], [1, 1]], "particle_spacing": 0.05, "frames": 3, "frame_dt": 0.01,
+             "blocks": [{"material": "water", "box": [[0.2, 0.2], [0.4, 0.4]]}],
+             "obstacles": [{"box": [[1.5, 0.0], [2.0, 0.5]]}]}
+    with pytest.raises(SceneError, match=r"scene.obstacles\[0\]: lies wholly outside the domain"):
+        parse_scene(scene)
+    scene["obstacles"] = [{"box": [[0.9, 0.0], [1.5, 0.5]]}]  # partly inside: an obstacle may reach past a wall
+    parse_scene(scene)
+
+
+def test_a_render_too_big_for_the_memory_is_refused_before_allocating(tmp_path, capsys):
+    from viz.render import main as render_main
+
+    data = write_dataset(tmp_path / "data", train=1, valid=0, frames=8)
+    assert render_main([f"{data}/train.h5", "--size", "30000", "--out", str(tmp_path / "sheet.png")]) == 2
+    error = capsys.readouterr().err
+    assert "--size 30000: rendering 4 frames of 1 panels would need" in error and error.count("\n") == 1
+    assert not (tmp_path / "sheet.png").exists()

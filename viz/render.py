@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from gnsim.baselines import gravity_per_frame
 from gnsim.dataset import KINEMATIC_PARTICLE, DatasetError, TrajectoryFile, read_metadata
+from gnsim.limits import too_big
 from viz.offscreen import configure_offscreen, has_display
 
 # RGB per particle type id (GNS ids: 0 rigid, 3 boundary, 5 water, 6 sand, 7 goop).
@@ -339,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{out}: unknown output type {out.suffix!r} (use .gif, .mp4 or .png)")
     if not out.parent.is_dir():
         return fail(f"{out.parent}: no such folder")
+    # RGB frames held for the file (a GIF keeps them all) and the RGBA render buffers, per panel.
+    held = args.frames if out.suffix.lower() == ".png" else len(range(0, scene.frames, args.stride))
+    reason = too_big(len(scene.panels) * args.size**2 * (3 * held + 16))
+    if reason:
+        return fail(f"--size {args.size}: rendering {held} frames of {len(scene.panels)} panels {reason}")
     try:
         renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error)
     except RuntimeError as error:
