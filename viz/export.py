@@ -20,6 +20,7 @@ import pyvista as pv
 
 from gnsim.atomic import temporary_path
 from gnsim.dataset import DatasetError, TrajectoryFile, read_metadata
+from viz.points import as_3d
 
 
 def frame_fields(position: np.ndarray, dt: float, truth: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -27,16 +28,10 @@ def frame_fields(position: np.ndarray, dt: float, truth: np.ndarray | None) -> d
     velocity = np.diff(position, axis=0, prepend=position[:1]) / dt
     if len(position) > 1:
         velocity[0] = (position[1] - position[0]) / dt
-    fields = {"velocity": _as_3d(velocity)}
+    fields = {"velocity": as_3d(velocity)}
     if truth is not None:
         fields["error"] = np.linalg.norm(position - truth, axis=-1)
     return fields
-
-
-def _as_3d(array: np.ndarray) -> np.ndarray:
-    if array.shape[-1] == 3:
-        return np.ascontiguousarray(array, dtype=np.float32)
-    return np.concatenate([array, np.zeros((*array.shape[:-1], 1))], axis=-1).astype(np.float32)
 
 
 def export(path: str | os.PathLike, out: str | os.PathLike, trajectory: int = 0) -> Path:
@@ -54,7 +49,7 @@ def export(path: str | os.PathLike, out: str | os.PathLike, trajectory: int = 0)
     truth = data.extras.get("ground_truth")
     dt = float(file.metadata["dt"])
     fields = frame_fields(data.position.astype(np.float64), dt, None if truth is None else np.asarray(truth))
-    points = _as_3d(data.position)
+    points = as_3d(data.position)
     name = f"trajectory_{trajectory:05d}"
     staging = temporary_path(out)
     shutil.rmtree(staging, ignore_errors=True)

@@ -23,6 +23,7 @@ from gnsim.baselines import gravity_per_frame
 from gnsim.dataset import KINEMATIC_PARTICLE, DatasetError, TrajectoryFile, read_metadata
 from gnsim.limits import too_big
 from viz.offscreen import configure_offscreen, has_display
+from viz.points import as_3d
 
 # RGB per particle type id (GNS ids: 0 rigid, 3 boundary, 5 water, 6 sand, 7 goop).
 TYPE_COLORS = {
@@ -86,12 +87,6 @@ def particle_spacing(position: np.ndarray) -> float:
     return float(np.median(distance[:, 1])) or 0.01
 
 
-def _as_3d(position: np.ndarray) -> np.ndarray:
-    if position.shape[-1] == 3:
-        return np.ascontiguousarray(position, dtype=np.float32)
-    return np.concatenate([position, np.zeros((*position.shape[:-1], 1))], axis=-1).astype(np.float32)
-
-
 class Renderer:
     """One pyvista plotter with a panel per entry of `scene.panels`; `image(t)` draws frame t."""
 
@@ -141,7 +136,7 @@ class Renderer:
         for group, mask in self.groups.items():
             if not mask.any():
                 continue
-            mesh = pv.PolyData(_as_3d(positions[0][mask]))
+            mesh = pv.PolyData(as_3d(positions[0][mask]))
             by_error = self.error_scale is not None and title == "prediction" and group == "moving"
             if by_error:
                 mesh.point_data["error"] = np.zeros(int(mask.sum()), dtype=np.float32)
@@ -197,7 +192,7 @@ class Renderer:
                 if (title, group) not in self.meshes:
                     continue
                 mesh = self.meshes[title, group]
-                mesh.points = _as_3d(positions[t][mask])
+                mesh.points = as_3d(positions[t][mask])
                 if "error" in mesh.point_data:
                     error = positions[t][mask] - self.scene.panels["ground truth"][t][mask]
                     mesh.point_data["error"] = np.linalg.norm(error, axis=-1).astype(np.float32)
