@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import warp as wp
 
+from simulators.cell_list import sort_cells
 from simulators.colliders import Obstacle, collide
 from simulators.materials import Material, MaterialParams, stress_functions
 
@@ -155,26 +156,6 @@ def kernels(dim: int) -> SimpleNamespace:
         next[p] = wp.atomic_exch(head, cell, p)
 
     @wp.kernel(module="unique", module_options=options)
-    def sort_cells(head: wp.array(dtype=int), next: wp.array(dtype=int)):
-        # Insertion sort of one cell's list by particle index: the atomics linked it in any order.
-        c = wp.tid()
-        p = head[c]
-        first = int(-1)  # noqa: UP018, RUF046
-        while p >= 0:
-            following = next[p]
-            if first < 0 or p < first:
-                next[p] = first
-                first = p
-            else:
-                q = first
-                while next[q] >= 0 and next[q] < p:
-                    q = next[q]
-                next[p] = next[q]
-                next[q] = p
-            p = following
-        head[c] = first
-
-    @wp.kernel(module="unique", module_options=options)
     def gather(x: wp.array(dtype=vec), v: wp.array(dtype=vec), mass: wp.array(dtype=float),
                affine: wp.array(dtype=mat), head: wp.array(dtype=int), next: wp.array(dtype=int),
                origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, resolution: wp.vec3i,
@@ -230,7 +211,7 @@ def kernels(dim: int) -> SimpleNamespace:
         # Walls are impenetrable: a sub-cell overshoot past a wall is put back on it.
         x[p] = wp.min(wp.max(x[p] + dt * new_v, lower), upper)
 
-    return SimpleNamespace(p2g=p2g, grid_update=grid_update, link=link, sort_cells=sort_cells,
+    return SimpleNamespace(p2g=p2g, grid_update=grid_update, link=link,
                            gather=gather, g2p=g2p, vec=vec, mat=mat)
 
 
@@ -292,7 +273,7 @@ class MPMSolver:
         # One substep as a graph: CUDA replays it without Python packing each launch (Warp CPU
         # graphs replay in C++).
         k, inv_dx, device = self.k, 1.0 / self.dx, self.device
-        p2g = (k.link, k.sort_cells, k.gather) if self.gather else (k.p2g, k.grid_update)
+        p2g = (k.link, sort_cells, k.gather) if self.gather else (k.p2g, k.grid_update)
         for kernel in (*p2g, k.g2p):  # compiled outside the capture
             wp.load_module(kernel.module, device=device)
         particles = [self.C, self.F, self.mass, self.volume, self.material, self.materials]
@@ -304,7 +285,7 @@ class MPMSolver:
                 wp.launch(k.link, dim=len(self.x), device=device, inputs=[
                     self.x, *particles, self.origin, inv_dx, self.dx, self.strides, dt, self.affine,
                     self.head, self.next])
-                wp.launch(k.sort_cells, dim=self.num_nodes, device=device, inputs=[self.head, self.next])
+                wp.launch(sort_cells, dim=self.num_nodes, device=device, inputs=[self.head, self.next])
                 wp.launch(k.gather, dim=self.num_nodes, device=device, inputs=[
                     self.x, self.v, self.mass, self.affine, self.head, self.next, self.origin, inv_dx,
                     *nodes, self.grid_v])

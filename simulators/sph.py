@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 import warp as wp
 
+from simulators.cell_list import sort_cells
+
 wp.config.log_level = wp.LOG_WARNING
 wp.init()
 
@@ -112,26 +114,6 @@ def kernels(dim: int) -> SimpleNamespace:
         p = wp.tid()
         cell = flat(cell_coords(x[p], origin, inv_cell, cells, periodic), cells)
         next[p] = wp.atomic_exch(head, cell, p)
-
-    @wp.kernel(module="unique", module_options=options)
-    def sort_cells(head: wp.array(dtype=int), next: wp.array(dtype=int)):
-        # Insertion sort of one cell's list by particle index: the atomics linked it in any order.
-        c = wp.tid()
-        p = head[c]
-        first = int(-1)  # noqa: UP018, RUF046
-        while p >= 0:
-            following = next[p]
-            if first < 0 or p < first:
-                next[p] = first
-                first = p
-            else:
-                q = first
-                while next[q] >= 0 and next[q] < p:
-                    q = next[q]
-                next[p] = next[q]
-                next[q] = p
-            p = following
-        head[c] = first
 
     @wp.kernel(module="unique", module_options=options)
     def density(x: wp.array(dtype=vec), mass: wp.array(dtype=float), kind: wp.array(dtype=int),
@@ -268,7 +250,7 @@ def kernels(dim: int) -> SimpleNamespace:
         if kind[i] == FLUID:
             u[i] = u[i] + 0.5 * dt * dudt[i]
 
-    return SimpleNamespace(link=link, sort_cells=sort_cells, density=density, walls=walls, forces=forces,
+    return SimpleNamespace(link=link, density=density, walls=walls, forces=forces,
                            kick_drift=kick_drift, kick=kick, vec=vec)
 
 
@@ -339,7 +321,7 @@ class SPHSolver:
         self.head.fill_(-1)
         wp.launch(k.link, dim=n, device=device, inputs=[self.x, self.origin, self.inv_cell, self.cells,
                                                          self.periodic3, self.head, self.next])
-        wp.launch(k.sort_cells, dim=self.num_cells, device=device, inputs=[self.head, self.next])
+        wp.launch(sort_cells, dim=self.num_cells, device=device, inputs=[self.head, self.next])
         wp.launch(k.density, dim=n, device=device, inputs=[
             self.x, self.mass, self.kind, *self._grid(), self.rho0, self.p_ref, self.gamma, self.rho, self.p])
         wp.launch(k.walls, dim=n, device=device, inputs=[
@@ -357,7 +339,7 @@ class SPHSolver:
 
     def _capture(self, dt: float) -> wp.Graph:
         k, n, device = self.k, len(self.x), self.device
-        for kernel in (k.link, k.sort_cells, k.density, k.walls, k.forces, k.kick_drift, k.kick):
+        for kernel in (k.link, sort_cells, k.density, k.walls, k.forces, k.kick_drift, k.kick):
             wp.load_module(kernel.module, device=device)  # compiled outside the capture
         with wp.ScopedCapture(device=device, force_module_load=False) as capture:
             wp.launch(k.kick_drift, dim=n, device=device, inputs=[

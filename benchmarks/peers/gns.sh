@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds geoelements/gns's environment outside the tree and prints the python to pass as
 # `python -m benchmarks.training --peer-python PY`. About 20 minutes: torch-cluster builds from
-# source (PyPI has no wheel for it). GNSIM_PEERS (default ~/.cache/gnsim-peers) is where it goes.
+# source (PyPI has no wheel for it). GNSIM_PEERS (default ~/.cache/gnsim-peers) is where it goes;
+# GNS_SOURCE, a local clone or mirror of geoelements/gns, stands in for GitHub where it is unreachable.
 set -euo pipefail
 COMMIT=3b8fb5cc143690f061a721b63bde3e49eb8f8520  # "fix message passing (#94)"
 root=${GNSIM_PEERS:-$HOME/.cache/gnsim-peers}/gns
 mkdir -p "$root"
 if [ ! -d "$root/src/.git" ]; then
-  git clone -q https://github.com/geoelements/gns "$root/src"
+  git clone -q "${GNS_SOURCE:-https://github.com/geoelements/gns}" "$root/src"
 fi
 git -C "$root/src" checkout -q "$COMMIT"
 python3 -m venv "$root/venv"
