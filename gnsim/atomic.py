@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PARTIAL = ".partial-"
@@ -16,10 +18,21 @@ def temporary_path(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}{PARTIAL}{os.getpid()}{suffix}")
 
 
+@contextmanager
+def replacing(path: Path, suffix: str = "") -> Iterator[Path]:
+    """The temporary name to write the file `path` under: renamed into place when the block ends
+    without an error, and removed when it raises."""
+    temporary = temporary_path(Path(path), suffix)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, content: bytes) -> None:
-    temporary = temporary_path(path)
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        temporary.write_bytes(content)
 
 
 def write_json_atomic(path: Path, content: dict) -> None:

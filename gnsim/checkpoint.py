@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from gnsim.atomic import temporary_path
+from gnsim.atomic import replacing
 from gnsim.dataset import read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 
@@ -64,9 +64,8 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     }
     if average is not None:
         checkpoint["average"] = average.state_dict()
-    temporary = temporary_path(path)
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def read_checkpoint(path: Path) -> dict:

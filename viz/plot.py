@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from gnsim.atomic import replacing
 
 # Curves of gnsim.metrics.evaluate_rollout: key -> (axis title, log scale)
 CURVES = {
@@ -60,12 +61,8 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def _save(figure, out: Path) -> None:
-    temporary = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-    try:
+    with replacing(out, out.suffix) as temporary:
         figure.savefig(temporary, dpi=120, format="png")
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def plot_training(records: list[dict], out: Path) -> list[str]:

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
+from gnsim.atomic import replacing
 from gnsim.baselines import gravity_per_frame
 from gnsim.dataset import KINEMATIC_PARTICLE, DatasetError, TrajectoryFile, read_metadata
 from gnsim.limits import too_big
@@ -227,15 +228,10 @@ def _box_bounds(bounds: np.ndarray) -> tuple[float, ...]:
     return tuple(value for axis in lo_hi for value in axis)
 
 
-def _temporary(out: Path) -> Path:
-    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-
-
 def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int = 1) -> int:
     """Write every `stride`-th frame to a GIF or MP4 (by suffix); returns the number of frames written."""
     frames = range(0, renderer.scene.frames, max(stride, 1))
-    temporary = _temporary(out)
-    try:
+    with replacing(out, out.suffix) as temporary:
         if out.suffix.lower() == ".gif":
             from PIL import Image
 
@@ -255,9 +251,6 @@ def render_animation(renderer: Renderer, out: Path, fps: float = 20, stride: int
                     image = renderer.image(t)
                     pad = [(0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)]
                     writer.append_data(np.pad(image, pad, constant_values=255))
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return len(frames)
 
 
@@ -273,12 +266,8 @@ def render_contact_sheet(renderer: Renderer, out: Path, count: int = 4) -> list[
     frames = contact_sheet_frames(renderer.scene.frames, count)
     images = [renderer.image(t, orbit=False) for t in frames]
     sheet = np.concatenate(images, axis=0 if renderer.scene.is_rollout else 1)
-    temporary = _temporary(out)
-    try:
+    with replacing(out, out.suffix) as temporary:
         Image.fromarray(sheet).save(temporary, format="PNG")
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return frames
 
 

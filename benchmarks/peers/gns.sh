@@ -8,9 +8,10 @@ COMMIT=3b8fb5cc143690f061a721b63bde3e49eb8f8520  # "fix message passing (#94)"
 root=${GNSIM_PEERS:-$HOME/.cache/gnsim-peers}/gns
 mkdir -p "$root"
 if [ ! -d "$root/src/.git" ]; then
-  git clone -q "${GNS_SOURCE:-https://github.com/geoelements/gns}" "$root/src"
+  git clone -q --no-checkout "${GNS_SOURCE:-https://github.com/geoelements/gns}" "$root/src"
 fi
-git -C "$root/src" checkout -q "$COMMIT"
+# Only the package folder: a mirror may lack the repository's large images.
+git -C "$root/src" checkout -q "$COMMIT" -- gns
 python3 -m venv "$root/venv"
 "$root/venv/bin/pip" install -q torch==2.13.0  # the CPU build gnsim is measured with
 "$root/venv/bin/pip" install -q torch-geometric==2.6.1 absl-py dm-tree numpy tqdm
