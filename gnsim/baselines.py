@@ -2,7 +2,8 @@
 
 Both start from the first `input_frames` ground-truth frames, like the learned rollout, step once
 per frame with semi-implicit Euler in frame units (velocity = x(t) - x(t-1) per frame), and let
-kinematic (type 3) particles follow the ground truth.
+kinematic (type 3) particles follow the ground truth. In a periodic box the velocity is the
+minimum-image difference and the positions are wrapped, as the learned simulator's are.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE, wall_bounds
+from gnsim.periodic import PeriodicBox
 
 
 def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
@@ -33,7 +35,8 @@ def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
 
 
 def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
-                                  input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
+                                  input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None,
+                                  box: PeriodicBox | None = None) -> np.ndarray:
     """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step.
 
     With `walls` ([D, 2], see `gnsim.dataset.wall_bounds`) each new position is clamped into them and the
@@ -42,15 +45,21 @@ def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarra
     position = np.asarray(position, dtype=np.float64)
     kinematic = np.asarray(particle_type) == KINEMATIC_PARTICLE
     predicted = position.copy()
-    velocity = position[input_frames - 1] - position[input_frames - 2]
+    velocity = _difference(position[input_frames - 1], position[input_frames - 2], box)
     for t in range(input_frames, len(position)):
         velocity = velocity + acceleration  # semi-implicit Euler: velocity first, then position
         predicted[t] = predicted[t - 1] + velocity
+        if box is not None:
+            predicted[t] = box.wrap(predicted[t])
         if walls is not None:
             predicted[t] = np.clip(predicted[t], walls[:, 0], walls[:, 1])
             velocity = predicted[t] - predicted[t - 1]
         predicted[t, kinematic] = position[t, kinematic]
     return predicted.astype(np.float32)
+
+
+def _difference(a: np.ndarray, b: np.ndarray, box: PeriodicBox | None) -> np.ndarray:
+    return a - b if box is None else box.difference(a, b)
 
 
 def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
@@ -67,11 +76,14 @@ def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.nd
 
 
 def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
-                                   input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None) -> np.ndarray:
+                                   input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None,
+                                   box: PeriodicBox | None = None) -> np.ndarray:
     """One-step predictions [T - input_frames, N, D] of frames input_frames.. from true history."""
     position = np.asarray(position, dtype=np.float64)
     current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
-    predicted = 2 * current - previous + acceleration
+    predicted = current + _difference(current, previous, box) + acceleration
+    if box is not None:
+        predicted = box.wrap(predicted)
     if walls is not None:
         predicted = np.clip(predicted, walls[:, 0], walls[:, 1])
     return predicted.astype(np.float32)
@@ -87,8 +99,9 @@ def baseline_predictions(position: np.ndarray, particle_type: np.ndarray, metada
     """
     gravity = gravity_per_frame(metadata)[0]
     walls = wall_bounds(metadata) if hard_walls else None
+    box = PeriodicBox.from_metadata(metadata)
     return {
-        name: (constant_acceleration_rollout(position, particle_type, acceleration, input_frames, walls),
-               constant_acceleration_one_step(position, acceleration, input_frames, walls))
+        name: (constant_acceleration_rollout(position, particle_type, acceleration, input_frames, walls, box),
+               constant_acceleration_one_step(position, acceleration, input_frames, walls, box))
         for name, acceleration in (("constant_velocity", 0.0), ("constant_velocity_gravity", gravity))
     }

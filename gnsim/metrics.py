@@ -4,7 +4,9 @@ Conventions (those of the GNS evaluation, Sanchez-Gonzalez et al. 2020, and of o
 - a mean squared error is averaged over frames, non-kinematic particles and coordinates (metres²);
 - kinematic (boundary, type 3) particles are prescribed, so they are left out of every metric;
 - frame t of a rollout is compared with frame t of the ground truth; the first `input_frames`
-  frames are the given history, so horizon h covers the h predicted frames after them.
+  frames are the given history, so horizon h covers the h predicted frames after them;
+- in a periodic box (`box`, a `gnsim.periodic.PeriodicBox`) every difference of positions, an
+  error or a velocity, is the minimum image.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
+from gnsim.periodic import PeriodicBox
 
 HORIZONS = (1, 10, 100)
 # A particle further outside the domain than this fraction of the domain's extent has escaped.
@@ -37,16 +40,20 @@ def _moving(particle_type, count: int, device) -> torch.Tensor:
     return torch.as_tensor(particle_type, device=device) != KINEMATIC_PARTICLE
 
 
-def position_mse(predicted, target, particle_type=None) -> np.ndarray:
+def _difference(a: torch.Tensor, b: torch.Tensor, box: PeriodicBox | None) -> torch.Tensor:
+    return a - b if box is None else box.difference(a, b)
+
+
+def position_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
     """Per-frame MSE [T] of positions over non-kinematic particles and coordinates."""
     predicted, target = _as_tensor(predicted), _as_tensor(target)
     mask = _moving(particle_type, predicted.shape[1], predicted.device)
-    return ((predicted - target)[:, mask] ** 2).mean(dim=(1, 2)).cpu().numpy()
+    return (_difference(predicted, target, box)[:, mask] ** 2).mean(dim=(1, 2)).cpu().numpy()
 
 
-def one_step_mse(predicted, target, particle_type=None) -> float:
+def one_step_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> float:
     """MSE of one-step predictions (each made from ground-truth history) against the true frames."""
-    return float(np.mean(position_mse(predicted, target, particle_type)))
+    return float(np.mean(position_mse(predicted, target, particle_type, box)))
 
 
 def horizon_mse(frame_mse: np.ndarray, input_frames: int = INPUT_FRAMES,
@@ -63,34 +70,36 @@ def horizon_mse(frame_mse: np.ndarray, input_frames: int = INPUT_FRAMES,
     return result
 
 
-def kinetic_energy(position, dt: float, particle_type=None) -> np.ndarray:
+def kinetic_energy(position, dt: float, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
     """Kinetic energy [T-1] of the non-kinematic particles, unit mass each: E = sum_i |v_i|^2 / 2.
 
     Velocities are finite differences v(t + 1/2) = (x(t+1) - x(t)) / dt with the dataset's dt (s).
     """
     position = _as_tensor(position)
     mask = _moving(particle_type, position.shape[1], position.device)
-    velocity = torch.diff(position[:, mask], dim=0) / dt
+    moving = position[:, mask]
+    velocity = _difference(moving[1:], moving[:-1], box) / dt
     return (0.5 * (velocity**2).sum(dim=(1, 2))).cpu().numpy()
 
 
-def kinetic_energy_error(predicted, target, dt: float, particle_type=None) -> np.ndarray:
+def kinetic_energy_error(predicted, target, dt: float, particle_type=None,
+                         box: PeriodicBox | None = None) -> np.ndarray:
     """Absolute kinetic-energy error [T-1] of a rollout over time, |E_predicted - E_true|."""
-    energy = kinetic_energy(predicted, dt, particle_type)
-    return np.abs(energy - kinetic_energy(target, dt, particle_type))
+    energy = kinetic_energy(predicted, dt, particle_type, box)
+    return np.abs(energy - kinetic_energy(target, dt, particle_type, box))
 
 
 def kinetic_energy_relative_error(predicted, target, dt: float, particle_type=None,
-                                  start: int = 0) -> float:
+                                  start: int = 0, box: PeriodicBox | None = None) -> float:
     """The kinetic-energy error relative to the true energy from frame `start` on:
     sum_t |E_predicted - E_true| / sum_t E_true (NaN if the truth is at rest throughout)."""
-    energy = kinetic_energy(target, dt, particle_type)[start:]
-    error = kinetic_energy_error(predicted, target, dt, particle_type)[start:]
+    energy = kinetic_energy(target, dt, particle_type, box)[start:]
+    error = kinetic_energy_error(predicted, target, dt, particle_type, box)[start:]
     total = float(energy.sum())
     return float(error.sum()) / total if total > 0 else math.nan
 
 
-def nearest_neighbour_spacing(position, particle_type=None) -> np.ndarray:
+def nearest_neighbour_spacing(position, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
     """Per-frame median distance [T] (metres) from each moving particle to its nearest other one.
 
     The material's structure: a liquid keeps its rest spacing, a spray spreads it, a collapse
@@ -104,7 +113,8 @@ def nearest_neighbour_spacing(position, particle_type=None) -> np.ndarray:
     spacing = np.full(len(frames), np.nan)
     for t, x in enumerate(frames):
         if len(x) >= 2 and np.isfinite(x).all():
-            spacing[t] = float(np.median(cKDTree(x).query(x, k=2)[0][:, 1]))
+            tree = cKDTree(x) if box is None else cKDTree(box.wrap(x) - box.lower, boxsize=box.kd_boxsize())
+            spacing[t] = float(np.median(tree.query(tree.data, k=2)[0][:, 1]))
     return spacing
 
 
@@ -135,14 +145,15 @@ def blow_up_frame(position, bounds, particle_type=None,
 
 
 def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
-                      max_particles: int | None = None, seed: int = 0) -> np.ndarray:
+                      max_particles: int | None = None, seed: int = 0, box: PeriodicBox | None = None) -> np.ndarray:
     """Per-frame optimal-transport distance [T] (metres) between predicted and true particle sets.
 
     The debiased Sinkhorn divergence S_eps (Feydy et al., AISTATS 2019) with cost |x - y|^2 / 2 and
     blur eps^(1/2) = `blur` metres, reported as sqrt(2 S_eps): it is exactly 0 for identical sets
     and exactly |d| for a set translated by d, so it reads as a Wasserstein-2 distance in metres
     that ignores which particle is which. `max_particles` evaluates on one random subset of
-    particle indices (the same in both sets, from `seed`) to bound the O(N^2) cost.
+    particle indices (the same in both sets, from `seed`) to bound the O(N^2) cost. In a periodic
+    `box` the cost takes the minimum-image distance.
     """
     from geomloss import SamplesLoss  # imported here: only this metric needs it
 
@@ -155,7 +166,11 @@ def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
     x = predicted[:, index].to(torch.float32).contiguous()
     y = target[:, index].to(torch.float32).contiguous()
     finite = torch.isfinite(x).flatten(1).all(dim=1).cpu()
-    loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=SINKHORN_SCALING, backend="tensorized")
+    cost = None
+    if box is not None:
+        def cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [B, N, D], [B, M, D] -> [B, N, M]
+            return 0.5 * (box.difference(a[:, :, None, :], b[:, None, :, :]) ** 2).sum(-1)
+    loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=SINKHORN_SCALING, cost=cost, backend="tensorized")
     distance = np.full(len(x), np.inf)
     for t in torch.nonzero(finite).flatten().tolist():  # a frame at a time: memory O(N^2), not O(T N^2)
         divergence = float(loss(x[t], y[t]))
@@ -174,8 +189,9 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
     """
     dt = float(metadata["dt"])
     bounds = metadata["bounds"]
-    frame_mse = position_mse(predicted, target, particle_type)
-    energy_error = kinetic_energy_error(predicted, target, dt, particle_type)
+    box = PeriodicBox.from_metadata(metadata)
+    frame_mse = position_mse(predicted, target, particle_type, box)
+    energy_error = kinetic_energy_error(predicted, target, dt, particle_type, box)
     outside = fraction_outside(predicted, bounds, particle_type)
     blur = sinkhorn_blur
     if blur is None:
@@ -183,20 +199,20 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
     sinkhorn_frames = list(range(input_frames, len(frame_mse), max(sinkhorn_stride, 1)))
     sinkhorn = sinkhorn_distance(torch.as_tensor(predicted)[sinkhorn_frames],
                                  torch.as_tensor(target)[sinkhorn_frames], blur, particle_type,
-                                 max_particles=max_particles)
+                                 max_particles=max_particles, box=box)
     blow_up = blow_up_frame(predicted, bounds, particle_type)
     rollout = slice(input_frames, None)
-    spacing_ratio = (nearest_neighbour_spacing(predicted, particle_type)
-                     / nearest_neighbour_spacing(target, particle_type))
+    spacing_ratio = (nearest_neighbour_spacing(predicted, particle_type, box)
+                     / nearest_neighbour_spacing(target, particle_type, box))
     result = {
         **horizon_mse(frame_mse, input_frames),
-        "one_step_mse": one_step_mse(one_step, torch.as_tensor(target)[input_frames:], particle_type)
+        "one_step_mse": one_step_mse(one_step, torch.as_tensor(target)[input_frames:], particle_type, box)
         if one_step is not None else None,
         "sinkhorn_mean": float(np.mean(sinkhorn)) if len(sinkhorn) else None,
         # energies are between frames t and t+1, so the rollout's start at `input_frames - 1`
         "kinetic_energy_error_mean": float(np.mean(energy_error[input_frames - 1:])),
         "kinetic_energy_relative_error": kinetic_energy_relative_error(
-            predicted, target, dt, particle_type, start=input_frames - 1),
+            predicted, target, dt, particle_type, start=input_frames - 1, box=box),
         # structure: how far the median nearest-neighbour spacing strays from the truth's
         "spacing_error_mean": float(np.mean(np.abs(spacing_ratio[rollout] - 1.0))),
         "spacing_ratio_final": float(spacing_ratio[-1]),

@@ -31,6 +31,7 @@ from gnsim.metrics import (
     selection_score,
     sinkhorn_distance,
 )
+from gnsim.periodic import PeriodicBox
 
 BOUNDS = [[0.0, 1.0], [0.0, 1.0]]
 METADATA = {
@@ -218,10 +219,13 @@ def test_with_hard_walls_the_baselines_stop_at_the_walls_and_not_across_periodic
     np.testing.assert_allclose(falling[6:, 0, 1], 0.0, atol=1e-6)
     free = baseline_predictions(position, np.array([5]), metadata)["constant_velocity"][0]
     assert free[-1, 0, 0] == pytest.approx(1.4)
+    # a periodic axis has no walls: the particle goes on through the side and is wrapped
     periodic = {**metadata, "periodic_boundary_conditions": [True, False]}
+    wrapped = free.copy()
+    wrapped[6:, :, 0] = np.mod(free[6:, :, 0], 1.0)  # the 6 input frames are the truth's
     np.testing.assert_allclose(
-        baseline_predictions(position, np.array([5]), periodic, hard_walls=True)["constant_velocity"][0], free
-    )
+        baseline_predictions(position, np.array([5]), periodic, hard_walls=True)["constant_velocity"][0],
+        wrapped, atol=1e-6)
 
 
 def test_format_table_has_a_row_per_method_and_dashes_for_undefined_metrics():
@@ -291,3 +295,26 @@ def test_the_scorecard_names_every_lost_row_and_no_single_row_buys_the_selection
     gamed = {**dict.fromkeys(SCORECARD, 2.0), "mse_rollout": 1e-3}
     assert selection_score({"model": gamed, **baselines}) > 1.0
     assert selection_score({"model": {**model, "mse_1": None}, **baselines}) == math.inf
+
+
+def test_in_a_periodic_box_every_difference_is_the_minimum_image():
+    """A 10 x 10 lattice (spacing 0.1 m) drifting 0.03 m per frame through the sides of the
+    periodic unit square, stored wrapped as a periodic dataset is: the jump of a wrapped particle
+    is no error, no velocity and no gap in the structure."""
+    metadata = {**METADATA, "bounds": [[0.0, 1.0], [0.0, 1.0]], "dt": 1.0,
+                "periodic_boundary_conditions": [True, True]}
+    box = PeriodicBox.from_metadata(metadata)
+    lattice = np.stack(np.meshgrid(np.arange(10), np.arange(10), indexing="ij"), -1).reshape(-1, 2) * 0.1 + 0.05
+    truth = box.wrap(lattice + 0.03 * np.arange(12)[:, None, None] * np.array([1.0, 0.0]))
+    types = np.full(100, 5)
+    rollout, one_step = baseline_predictions(truth, types, metadata)["constant_velocity"]
+    assert position_mse(rollout, truth, types, box).max() < 1e-12
+    assert position_mse(one_step, truth[6:], types, box).max() < 1e-12
+    np.testing.assert_allclose(kinetic_energy(truth, 1.0, types, box), 100 * 0.5 * 0.03**2)
+    assert kinetic_energy(truth, 1.0, types).max() > 1.0  # what the plain difference reads: the 1 m jumps
+    np.testing.assert_allclose(nearest_neighbour_spacing(truth, types, box), 0.1, rtol=1e-6)
+    # a cluster at the right side moved 0.04 m through it: transported 0.04 m, not across the box
+    cluster = np.random.default_rng(0).uniform([0.97, 0.4], [0.99, 0.6], (1, 30, 2))
+    moved = box.wrap(cluster + np.array([0.04, 0.0]))
+    assert sinkhorn_distance(moved, cluster, blur=0.005, box=box)[0] == pytest.approx(0.04, rel=0.1)
+    assert sinkhorn_distance(moved, cluster, blur=0.005)[0] > 0.5
