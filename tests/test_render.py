@@ -172,6 +172,17 @@ def test_a_dataset_file_renders_one_panel(tmp_path):
     assert has_colour(sheet, TYPE_COLORS[6])
 
 
+def test_stripes_tint_every_other_band_of_the_first_frame_in_both_panels(rollout_2d, tmp_path):
+    out = tmp_path / "stripes.png"
+    assert main([str(rollout_2d), "--out", str(out), "--frames", "1", "--size", str(PANEL), "--stripes"]) == 0
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    light_water = 255 - 0.45 * (255 - np.array(TYPE_COLORS[5]))
+    for panel in (sheet[:, :PANEL], sheet[:, PANEL:]):
+        # the water's columns (x = 0.4, 0.47) lie in band 3 of 8, tinted; the sand's (0.53, 0.6) in band 4
+        assert has_colour(panel, light_water.round()) and not has_colour(panel, TYPE_COLORS[5])
+        assert has_colour(panel, TYPE_COLORS[6])
+
+
 def test_frames_after_a_blow_up_are_marked_not_drawn_frozen(tmp_path):
     path = write_rollout(tmp_path, dim=2, blow_up_frame=8)
     out, size = tmp_path / "blown.gif", 2 * PANEL  # the label's red survives the GIF palette at this size

@@ -37,6 +37,7 @@ TYPE_COLORS = {
 BOUNDARY_OPACITY = 0.25
 BLOW_UP_COLOR = (220, 20, 20)  # the "blown up" label: red, unlike every particle type
 BACKGROUND = (255, 255, 255)
+STRIPES = 8  # bands across the domain for --stripes
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 
@@ -92,7 +93,7 @@ class Renderer:
     """One pyvista plotter with a panel per entry of `scene.panels`; `image(t)` draws frame t."""
 
     def __init__(self, scene: RenderScene, panel_size: int = 480, color_by_error: bool = False,
-                 off_screen: bool = True, orbit_frames: int | None = None):
+                 off_screen: bool = True, orbit_frames: int | None = None, stripes: bool = False):
         if off_screen:
             configure_offscreen()
         import pyvista as pv
@@ -106,6 +107,7 @@ class Renderer:
         kinematic = scene.particle_type == KINEMATIC_PARTICLE
         self.groups = {"moving": ~kinematic, "boundary": kinematic}
         self.error_scale = self._error_scale() if color_by_error and scene.is_rollout else None
+        self.stripes = stripes
 
         self.plotter = pv.Plotter(off_screen=off_screen, shape=(1, len(scene.panels)), border=False,
                                   window_size=(panel_size * len(scene.panels), panel_size))
@@ -147,7 +149,11 @@ class Renderer:
                              "scalar_bar_args": bar}
             else:
                 types = self.scene.particle_type[mask]
-                mesh.point_data["color"] = np.array([TYPE_COLORS[int(k)] for k in types], dtype=np.uint8)
+                colors = np.array([TYPE_COLORS[int(k)] for k in types], dtype=np.uint8)
+                if self.stripes and group == "moving":
+                    first_frame = next(iter(self.scene.panels.values()))[0][mask]  # the same in every panel
+                    colors = striped(colors, first_frame[:, 0], self.bounds[0])
+                mesh.point_data["color"] = colors
                 style = {"scalars": "color", "rgb": True}
             boundary = group == "boundary"
             self.actors[title, group] = self.plotter.add_mesh(mesh, render_points_as_spheres=True,
@@ -215,6 +221,16 @@ class Renderer:
 
     def close(self) -> None:
         self.plotter.close()
+
+
+def striped(colors: np.ndarray, x: np.ndarray, axis_bounds: np.ndarray, bands: int = STRIPES) -> np.ndarray:
+    """Colours [N, 3] with every other band of the first frame's x (`bands` across the domain)
+    tinted lighter: a fluid's motion shows where one colour per type reads as a still block."""
+    lower, upper = float(axis_bounds[0]), float(axis_bounds[1])
+    odd = np.floor((x - lower) / (upper - lower) * bands).astype(int) % 2 == 1
+    tinted = colors.astype(np.float64)
+    tinted[odd] = 255 - 0.45 * (255 - tinted[odd])
+    return tinted.round().astype(np.uint8)
 
 
 def vertical_axis(metadata: dict) -> int:
@@ -299,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=480, help="pixels per panel side (default 480)")
     parser.add_argument("--color-by-error", action="store_true",
                         help="colour predicted particles by their distance to the ground truth")
+    parser.add_argument("--stripes", action="store_true",
+                        help="tint every other band of the particles' first-frame x lighter, so a flow's motion shows")
     parser.add_argument("--interactive", action="store_true", help="open a window with a time slider")
     args = parser.parse_args(argv)
 
@@ -330,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         return fail(f"--size {args.size}: rendering {held} frames of {len(scene.panels)} panels {reason}")
     try:
-        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error)
+        renderer = Renderer(scene, panel_size=args.size, color_by_error=args.color_by_error, stripes=args.stripes)
     except RuntimeError as error:
         return fail(str(error))
     try:
