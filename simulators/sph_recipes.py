@@ -87,8 +87,8 @@ class DamBreak2D:
     def sizes(self) -> dict[str, SPHSize]:
         # particles: the fluid's, over the column sizes drawn (the walls add 918 small, 2244 paper,
         # in 3 layers). small: dx 0.05 (a
-        # column of 40 x 20), 38 steps per frame from the CFL limit, about a minute per trajectory
-        # on one core. paper: LagrangeBench's dx 0.02 (5000 fluid particles for the 2 x 1 column;
+        # column of 40 x 20), 38 steps per frame from the CFL limit, 84 s for one 401-frame
+        # trajectory on one shared core (start-up included). paper: LagrangeBench's dx 0.02 (5000 fluid particles for the 2 x 1 column;
         # their 5740 counts fluid plus one ring of 740 wall particles, ours carry 3 layers, 2244),
         # 50/25/25 trajectories of 401 frames ("20k" frames in the training split). The
         # connectivity radius is 1.45 dx, as tgv-2d's.
