@@ -89,8 +89,10 @@ class DamBreak2D:
         # in 3 layers). small: dx 0.05 (a
         # column of 40 x 20), 38 steps per frame from the CFL limit, 84 s for one 401-frame
         # trajectory on one shared core (start-up included). paper: LagrangeBench's dx 0.02 (5000 fluid particles for the 2 x 1 column;
-        # their 5740 counts fluid plus one ring of 740 wall particles, ours carry 3 layers, 2244),
-        # 50/25/25 trajectories of 401 frames ("20k" frames in the training split). The
+        # their 5740 = 5000 + 740 matches one ring of wall particles, by arithmetic, not checked
+        # against their files; ours carry 3 layers, 2244), 50/25/25 trajectories of 401 frames
+        # ("20k" frames in the training split; the split counts are from memory of their paper's
+        # table, not re-checked here). The
         # connectivity radius is 1.45 dx, as tgv-2d's.
         return {"small": SPHSize(0.05, (648, 968), (1, 1, 1), DAM_FRAME_DT, None, 0.0725),
                 "paper": SPHSize(0.02, (4050, 6050), (50, 25, 25), DAM_FRAME_DT, 100, 0.029)}
