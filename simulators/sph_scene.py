@@ -20,8 +20,10 @@ FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
 SOUND_SPEED_FACTOR = 10.0  # c0 = 10 U_ref: Mach 0.1, density varies ~1% (Monaghan 1994)
 FACES = {f"{axis}{side}": (d, side) for d, axis in enumerate("xyz") for side in "-+"}
 KEYS = {"solver", "dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "periodic", "gravity",
-        "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps"}
-FLUID_KEYS = {"density", "viscosity", "reference_velocity", "sound_speed", "eos_gamma", "background_pressure_factor"}
+        "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps", "density_evolution"}
+FLUID_KEYS = {"density", "viscosity", "reference_velocity", "sound_speed", "eos_gamma", "background_pressure_factor",
+              "artificial_viscosity"}
+DENSITY_EVOLUTIONS = ("summation", "continuity")
 
 
 @dataclass
@@ -45,6 +47,8 @@ class SPHScene:
     wall_velocity: dict[str, np.ndarray] = field(default_factory=dict)
     transport_velocity: bool = True
     substeps: int | None = None
+    density_evolution: str = "summation"
+    artificial_viscosity: float = 0.0  # Monaghan's alpha
     source: dict = field(default_factory=dict)
 
 
@@ -100,6 +104,9 @@ def parse_sph_scene(data: dict) -> SPHScene:
     substeps = data.get("substeps")
     if substeps is not None and (not isinstance(substeps, int) or isinstance(substeps, bool) or substeps < 1):
         raise SceneError(f"scene.substeps: must be a positive integer, got {substeps!r}")
+    evolution = data.get("density_evolution", "summation")
+    if evolution not in DENSITY_EVOLUTIONS:
+        raise SceneError(f"scene.density_evolution: must be one of {', '.join(DENSITY_EVOLUTIONS)}, got {evolution!r}")
     if not isinstance(data["blocks"], list) or not data["blocks"]:
         raise SceneError("scene.blocks: expected a non-empty list of boxes")
     return SPHScene(
@@ -115,6 +122,9 @@ def parse_sph_scene(data: dict) -> SPHScene:
                                            "scene.fluid.background_pressure_factor", minimum=0.0),
         blocks=[_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])],
         wall_layers=wall_layers, wall_velocity=wall_velocity, transport_velocity=transport, substeps=substeps,
+        density_evolution=evolution,
+        artificial_viscosity=_number(fluid.get("artificial_viscosity", 0.0), "scene.fluid.artificial_viscosity",
+                                     minimum=0.0),
         source=data)
 
 
@@ -184,7 +194,8 @@ def build_sph_solver(scene: SPHScene, device: str = "cpu") -> tuple[SPHSolver, n
                        periodic=scene.periodic, dx=scene.particle_spacing, density=scene.density,
                        sound_speed=scene.sound_speed, viscosity=scene.viscosity, gravity=scene.gravity,
                        gamma=scene.eos_gamma, background_pressure_factor=scene.background_pressure_factor,
-                       transport_velocity=scene.transport_velocity, device=device)
+                       transport_velocity=scene.transport_velocity, density_evolution=scene.density_evolution,
+                       artificial_viscosity=scene.artificial_viscosity, device=device)
     limit = time_step(scene.particle_spacing, scene.sound_speed, scene.reference_velocity,
                       scene.viscosity / scene.density, float(np.linalg.norm(scene.gravity)))
     substeps = scene.substeps or math.ceil(scene.frame_dt / limit * (1 - 1e-9))
