@@ -20,7 +20,7 @@ import torch
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
 from gnsim.periodic import PeriodicBox
 
-HORIZONS = (1, 10, 100)
+HORIZONS = (1, 5, 10, 20, 100)  # 5 and 20: LagrangeBench's MSE5 and MSE20
 # A particle further outside the domain than this fraction of the domain's extent has escaped.
 ESCAPE_FRACTION = 0.1
 # Sinkhorn's epsilon-scaling ratio: 0.5 (geomloss' default) under-reads large displacements by a
