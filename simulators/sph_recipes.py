@@ -83,6 +83,8 @@ class LidDrivenCavity2D:
     1248 frames and cut the rest into train (10 000 frames), valid and test (5001 each), keeping only
     the innermost wall layer and the lid row (2500 fluid + 208 wall particles = their 2708); here
     each split has its own trajectories from rest, and all three wall layers are written (type 3).
+    The lid is type 3 like the other walls (LagrangeBench gives it a type of its own) and its
+    particles never move, so a model sees a trajectory's lid speed only through the fluid.
     The transport velocity's background pressure keeps the solver's default, 5 rho0 c0^2, not
     jax-sph's 0.01: against Ghia et al. the cavity came out 2-2.5x worse at 0.01 (docs/sph.md).
     """
