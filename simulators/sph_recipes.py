@@ -10,6 +10,9 @@ column 2 x 1 at the left wall, U_ref = sqrt(2 g H), c0 = 10 U_ref, viscosity 5e-
 continuity equation, artificial viscosity alpha = 0.1, no transport velocity, dt 3e-4 and one frame
 every 100 steps to t = 12 (401 frames). Trajectories differ by the column's width and height, each
 drawn uniformly within +-10% of 2 x 1 and rounded to whole particle spacings.
+
+`ldc-2d`: the lid-driven cavity in the unit square (their 2D_LDC_2708_10kevery100: dx 0.02, dt 4e-4,
+one frame every 100 steps); trajectories differ by the lid speed, 0.8-1 m/s (Re 80-100).
 """
 
 from dataclasses import dataclass
@@ -129,4 +132,71 @@ class DamBreak2D:
             "artificial_viscosity": 0.1}
 
 
-SPH_RECIPES = {r.name: r for r in [TaylorGreen2D(), DamBreak2D()]}
+LDC_VISCOSITY = 0.01  # Pa s with rho0 = 1: Re = U L / nu = 100 at LagrangeBench's lid speed 1 m/s
+LDC_LID_SPEEDS = (0.8, 1.0)  # m/s: each trajectory's lid speed, so Re 80-100; c0 stays 10 m/s (Mach <= 0.1)
+LDC_WALL_LAYERS = 3  # the quintic kernel's support, 3 dx
+
+
+@dataclass(frozen=True)
+class LidDrivenCavity2D:
+    """LagrangeBench's LDC2D (2D_LDC_2708_10kevery100, from jax-sph's cases/ldc): the unit square,
+    no-slip walls, the lid (y = 1) sliding along +x, rho0 1, nu 0.01, c0 10 m/s; dx 0.02, dt 4e-4,
+    one frame every 100 steps. Trajectories differ by the lid speed, drawn uniformly from
+    LDC_LID_SPEEDS by the trajectory's seeded generator (Re 80-100); each starts at rest.
+
+    Differences from LagrangeBench's files: they ran one trajectory for 850 s, dropped the first
+    1248 frames and cut the rest into train (10 000 frames), valid and test (5001 each), keeping only
+    the innermost wall layer and the lid row (2500 fluid + 208 wall particles = their 2708); here
+    each split has its own trajectories from rest, and all three wall layers are written (type 3).
+    The lid is type 3 like the other walls (LagrangeBench gives it a type of its own) and its
+    particles never move, so a model sees a trajectory's lid speed only through the fluid.
+    The transport velocity's background pressure keeps the solver's default, 5 rho0 c0^2, not
+    jax-sph's 0.01: against Ghia et al. the cavity came out 2-2.5x worse at 0.01 (docs/sph.md).
+    """
+
+    name: str = "ldc-2d"
+    description: str = "2D lid-driven cavity at Re 80-100, unit square (LagrangeBench LDC2D, SPH)"
+    dim: int = 2
+    solver: str = "sph"
+
+    @property
+    def sizes(self) -> dict[str, SPHSize]:
+        # Fluid particles, as SPHSize counts them; the 3 wall layers add 276 and 636.
+        # small: 2.5x coarser, 36 steps per frame from the CFL limit, one trajectory per split of
+        # 10 s (the vortex is near steady after about 5 s; see tests/test_sph_cavity.py).
+        # paper: LagrangeBench's spacing, step, frame spacing and 10 000 training frames (400 s).
+        return {"small": SPHSize(0.05, (400, 400), (1, 1, 1), TGV_FRAME_DT, None, 0.072),
+                "paper": SPHSize(0.02, (2500, 2500), (1, 1, 1), TGV_FRAME_DT, 100, 0.029)}
+
+    @property
+    def frames(self) -> dict[str, int]:
+        return {"small": 251, "paper": 10000}
+
+    @property
+    def gravity(self) -> list[float]:
+        return [0.0, 0.0]
+
+    def lid_speed(self, rng: np.random.Generator) -> float:
+        return round(float(rng.uniform(*LDC_LID_SPEEDS)), 6)
+
+    def scene(self, rng: np.random.Generator, size: str = "small", frames: int | None = None) -> dict:
+        config = self.sizes[size]
+        scene = {"solver": "sph", "dim": 2, "domain": [[0.0, 0.0], [1.0, 1.0]],
+                 "particle_spacing": config.particle_spacing, "frames": frames or self.frames[size],
+                 "frame_dt": config.frame_dt, "gravity": self.gravity, "wall_layers": LDC_WALL_LAYERS,
+                 "wall_velocity": {"y+": [self.lid_speed(rng), 0.0]},
+                 "fluid": {"density": 1.0, "viscosity": LDC_VISCOSITY, "reference_velocity": 1.0},
+                 "blocks": [{"box": [[0.0, 0.0], [1.0, 1.0]]}]}
+        return scene | ({"substeps": config.substeps} if config.substeps else {})
+
+    def dataset_info(self, size: str, metadata: dict) -> tuple[list[list[float]], dict]:
+        """Bounds (the wall layers included) and metadata: no periodic axis, the lid-speed range."""
+        metadata = {k: v for k, v in metadata.items() if k != "grid_spacing"}
+        pad = round(LDC_WALL_LAYERS * self.sizes[size].particle_spacing, 9)
+        return [[-pad, 1.0 + pad], [-pad, 1.0 + pad]], metadata | {
+            "simulator": "wcsph-tvf (warp)", "periodic_boundary_conditions": [False, False],
+            "lid_speed_range": list(LDC_LID_SPEEDS), "reynolds_range": [round(s / LDC_VISCOSITY, 6) for s in LDC_LID_SPEEDS],
+            "viscosity": LDC_VISCOSITY, "density": 1.0, "sound_speed": 10.0}
+
+
+SPH_RECIPES = {r.name: r for r in [TaylorGreen2D(), DamBreak2D(), LidDrivenCavity2D()]}
