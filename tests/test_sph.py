@@ -434,10 +434,11 @@ def test_reverse_poiseuille_start_up_from_rest_coarse():
 
 
 def test_reverse_poiseuille_holds_its_steady_profile_coarse():
-    """dx 0.05 started on the analytic steady profile (reaching it from rest takes ~5 s, 50 s
-    here): after 1 s (1 - exp(-nu pi^2) = 63% of any drift towards the scheme's own steady state)
-    the centrelines within 3% of g / 8 nu (the issue's bar; measured +0.16%) and the whole
-    profile within 1% RMS of u_max (measured 0.24%). From rest, 7 s gave +0.26% and 0.26%."""
+    """dx 0.05 started on the analytic steady profile (reaching it from rest takes ~5 s of flow,
+    about 15 s of compute): after 1 s, 1 - exp(-nu pi^2) = 63% of any drift towards the scheme's
+    own steady state has happened; the centrelines within 3% of g / 8 nu (the issue's bar;
+    measured +0.17%) and the whole profile within 1% RMS of u_max (measured 0.24%). From rest,
+    7 s gave +0.26% and 0.26%."""
     dx = 0.05
     solver, _, dt, _ = build_sph_solver(parse_scene(rpf_scene(dx)))
     x = solver.positions().astype(np.float64)
@@ -455,7 +456,7 @@ def test_reverse_poiseuille_holds_its_steady_profile_coarse():
 def test_reverse_poiseuille_steady_lagrangebench_resolution():
     """LagrangeBench's RPF2D: dx 0.025 (3200 particles), dt 5e-4, from rest to t = 8 s (the slowest
     mode down to 4e-4 of u_max): the centrelines within 3% of g / 8 nu (measured +0.05%) and the
-    profile within 1% RMS of u_max (measured 0.06%; largest row 0.08%). 13.5 min on a loaded core."""
+    profile within 1% RMS of u_max (measured 0.06%; largest row 0.08%). 187 s on one quiet core."""
     dx = 0.025
     solver, _, dt, _ = build_sph_solver(parse_scene(rpf_scene(dx, substeps=100)))
     assert abs(dt - 5e-4) < 1e-12
