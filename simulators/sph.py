@@ -108,6 +108,16 @@ def kernels(dim: int) -> SimpleNamespace:
                 r[d] = r[d] - length[d] * wp.round(r[d] / length[d])
         return r
 
+    @wp.func
+    def body_force(x: vec, gravity: vec, flip_axis: int, flip_at: float):
+        # The scene's gravity, reversed where x[flip_axis] > flip_at (a reverse-Poiseuille flow's
+        # two opposite streams); flip_axis < 0: gravity everywhere, the same bytes as without it.
+        g = gravity
+        if flip_axis >= 0:  # noqa: SIM102 (Warp's `and` does not short-circuit: x[-1] would be read)
+            if x[flip_axis] > flip_at:
+                g = -gravity
+        return g
+
     @wp.kernel(module="unique", module_options=options)
     def link(x: wp.array(dtype=vec), origin: vec, inv_cell: vec, cells: wp.vec3i, periodic: wp.vec3i,
              head: wp.array(dtype=int), next: wp.array(dtype=int)):
@@ -183,16 +193,18 @@ def kernels(dim: int) -> SimpleNamespace:
     def walls(x: wp.array(dtype=vec), u: wp.array(dtype=vec), kind: wp.array(dtype=int),
               wall_velocity: wp.array(dtype=vec), head: wp.array(dtype=int), next: wp.array(dtype=int),
               origin: vec, inv_cell: vec, cells: wp.vec3i, periodic: wp.vec3i, length: vec, h: float,
-              rho0: float, p_ref: float, gamma: float, gravity: vec, rho: wp.array(dtype=float),
-              p: wp.array(dtype=float), u_wall: wp.array(dtype=vec)):
+              rho0: float, p_ref: float, gamma: float, gravity: vec, flip_axis: int, flip_at: float,
+              rho: wp.array(dtype=float), p: wp.array(dtype=float), u_wall: wp.array(dtype=vec)):
         # Adami 2012, eqs. 22 and 27: a wall particle takes the Shepard average of its fluid
         # neighbours' pressure plus the hydrostatic part rho (g - a_w) . (x_w - x_f) (walls do
         # not accelerate here), its density from the inverse equation of state, and for the
-        # viscous term the velocity 2 u_w - <u_f>, which makes the wall no-slip.
+        # viscous term the velocity 2 u_w - <u_f>, which makes the wall no-slip. The body force
+        # is the one at the wall particle (reversed beyond a gravity-reversal plane).
         i = wp.tid()
         if kind[i] != WALL:
             u_wall[i] = u[i]
             return
+        g_w = body_force(x[i], gravity, flip_axis, flip_at)
         c = cell_coords(x[i], origin, inv_cell, cells, periodic)
         weight = float(0.0)  # noqa: UP018
         pressure = float(0.0)  # noqa: UP018
@@ -207,7 +219,7 @@ def kernels(dim: int) -> SimpleNamespace:
                     r = separation(x[i], x[j], length, periodic)
                     w = w_quintic(wp.length(r), h)
                     weight += w
-                    pressure += w * (p[j] + rho[j] * wp.dot(gravity, r))
+                    pressure += w * (p[j] + rho[j] * wp.dot(g_w, r))
                     velocity += w * u[j]
                 j = next[j]
         p_w = float(0.0)  # noqa: UP018
@@ -225,8 +237,8 @@ def kernels(dim: int) -> SimpleNamespace:
                mass: wp.array(dtype=float), kind: wp.array(dtype=int), head: wp.array(dtype=int),
                next: wp.array(dtype=int), origin: vec, inv_cell: vec, cells: wp.vec3i,
                periodic: wp.vec3i, length: vec, h: float, eta: float, p_background: float,
-               alpha: float, c_alpha: float, gravity: vec, dudt: wp.array(dtype=vec),
-               dvdt: wp.array(dtype=vec)):
+               alpha: float, c_alpha: float, gravity: vec, flip_axis: int, flip_at: float,
+               dudt: wp.array(dtype=vec), dvdt: wp.array(dtype=vec)):
         # Adami 2013, eqs. 8 and 13: pressure with the density-weighted inter-particle pressure,
         # laminar viscosity, the transport stress A = rho u (u~ - u), and the background-pressure
         # acceleration that shifts positions (dvdt); with alpha > 0, Monaghan's artificial
@@ -268,7 +280,7 @@ def kernels(dim: int) -> SimpleNamespace:
                             mu = alpha * h * c_alpha * wp.dot(u[i] - u[j], r_ij) / (r * r + 0.01 * h * h)
                             artificial += (mass[j] * mu / (0.5 * (rho[i] + rho[j]))) * grad
                 j = next[j]
-        dudt[i] = a / mass[i] + artificial + gravity
+        dudt[i] = a / mass[i] + artificial + body_force(x[i], gravity, flip_axis, flip_at)
         dvdt[i] = b / mass[i]
 
     @wp.kernel(module="unique", module_options=options)
@@ -314,13 +326,15 @@ class SPHSolver:
     `density_evolution`: "summation" (rho = sum m W) or "continuity" (drho/dt integrated, for free
     surfaces, where a summation misses the neighbours beyond the surface); `artificial_viscosity`:
     Monaghan's alpha (0: off). Negative pressures are kept (no floor), as jax-sph keeps them.
+    `gravity_reversal` (axis, at): the body force is -gravity where x[axis] > at (reverse Poiseuille).
     """
 
     def __init__(self, *, x: np.ndarray, u: np.ndarray, kind: np.ndarray, wall_velocity: np.ndarray,
                  lower: np.ndarray, upper: np.ndarray, periodic: list[bool], dx: float, density: float,
                  sound_speed: float, viscosity: float, gravity: np.ndarray, gamma: float = 1.0,
                  background_pressure_factor: float = 5.0, transport_velocity: bool = True,
-                 density_evolution: str = "summation", artificial_viscosity: float = 0.0, device: str = "cpu"):
+                 density_evolution: str = "summation", artificial_viscosity: float = 0.0,
+                 gravity_reversal: tuple[int, float] | None = None, device: str = "cpu"):
         self.dim = dim = x.shape[1]
         self.device = device
         self.k = kernels(dim)
@@ -337,6 +351,9 @@ class SPHSolver:
         # t = 0.2 s as the lattice stretched at the stagnation points; at 5 it decays as it should.
         self.p_background = background_pressure_factor * self.p_ref if transport_velocity else 0.0
         self.gravity = self.k.vec(*np.asarray(gravity, float))
+        # (axis, at): gravity reverses where x[axis] > at; (-1, 0): gravity everywhere.
+        self.flip_axis, self.flip_at = (int(gravity_reversal[0]), float(gravity_reversal[1])) \
+            if gravity_reversal is not None else (-1, 0.0)
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
         self.periodic = [bool(t) for t in periodic]
         self.lower, self.length = self.k.vec(*lower), self.k.vec(*(upper - lower))
@@ -394,10 +411,11 @@ class SPHSolver:
                 self.p])
         wp.launch(k.walls, dim=n, device=device, inputs=[
             self.x, self.u, self.kind, self.wall_velocity, *self._grid(), self.rho0, self.p_ref, self.gamma,
-            self.gravity, self.rho, self.p, self.u_wall])
+            self.gravity, self.flip_axis, self.flip_at, self.rho, self.p, self.u_wall])
         wp.launch(k.forces, dim=n, device=device, inputs=[
             self.x, self.u, self.transport, self.u_wall, self.rho, self.p, self.mass, self.kind, *self._grid(),
-            self.eta, self.p_background, self.alpha, self.c0, self.gravity, self.dudt, self.dvdt])
+            self.eta, self.p_background, self.alpha, self.c0, self.gravity, self.flip_axis, self.flip_at, self.dudt,
+            self.dvdt])
 
     def step(self, dt: float) -> None:
         """Advance by dt (kick-drift-kick): half kick and drift, new forces, half kick."""
@@ -416,6 +434,14 @@ class SPHSolver:
             self._accelerations(dt)
             wp.launch(k.kick, dim=n, device=device, inputs=[self.u, self.dudt, self.kind, dt])
         return capture.graph
+
+    def set_velocities(self, u: np.ndarray) -> None:
+        """Replace the fluid's velocities (walls keep theirs) and recompute the forces for the next kick."""
+        fluid = (self.kind.numpy() == FLUID)[:, None]
+        u = np.where(fluid, np.asarray(u, np.float32), self.u.numpy())
+        self.u.assign(u)
+        self.transport.assign(u)
+        self._accelerations(0.0)
 
     def positions(self) -> np.ndarray:
         return self.x.numpy()

@@ -20,7 +20,8 @@ FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
 SOUND_SPEED_FACTOR = 10.0  # c0 = 10 U_ref: Mach 0.1, density varies ~1% (Monaghan 1994)
 FACES = {f"{axis}{side}": (d, side) for d, axis in enumerate("xyz") for side in "-+"}
 KEYS = {"solver", "dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "periodic", "gravity",
-        "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps", "density_evolution"}
+        "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps", "density_evolution",
+        "gravity_reversal"}
 FLUID_KEYS = {"density", "viscosity", "reference_velocity", "sound_speed", "eos_gamma", "background_pressure_factor",
               "artificial_viscosity"}
 DENSITY_EVOLUTIONS = ("summation", "continuity")
@@ -49,6 +50,7 @@ class SPHScene:
     substeps: int | None = None
     density_evolution: str = "summation"
     artificial_viscosity: float = 0.0  # Monaghan's alpha
+    gravity_reversal: tuple[int, float] | None = None  # (axis, at): -gravity where x[axis] > at
     source: dict = field(default_factory=dict)
 
 
@@ -107,6 +109,7 @@ def parse_sph_scene(data: dict) -> SPHScene:
     evolution = data.get("density_evolution", "summation")
     if evolution not in DENSITY_EVOLUTIONS:
         raise SceneError(f"scene.density_evolution: must be one of {', '.join(DENSITY_EVOLUTIONS)}, got {evolution!r}")
+    reversal = _gravity_reversal(data["gravity_reversal"], dim, lower, upper) if "gravity_reversal" in data else None
     if not isinstance(data["blocks"], list) or not data["blocks"]:
         raise SceneError("scene.blocks: expected a non-empty list of boxes")
     return SPHScene(
@@ -125,7 +128,28 @@ def parse_sph_scene(data: dict) -> SPHScene:
         density_evolution=evolution,
         artificial_viscosity=_number(fluid.get("artificial_viscosity", 0.0), "scene.fluid.artificial_viscosity",
                                      minimum=0.0),
-        source=data)
+        gravity_reversal=reversal, source=data)
+
+
+def _gravity_reversal(data, dim: int, lower: np.ndarray, upper: np.ndarray) -> tuple[int, float]:
+    # {"axis": "y", "at": 1.0}: particles with y > 1 feel -gravity (those at y <= 1, +gravity).
+    where = "scene.gravity_reversal"
+    axes = "xyz"[:dim]
+    if not isinstance(data, dict):
+        raise SceneError(f"{where}: expected {{\"axis\": one of {', '.join(axes)}, \"at\": a coordinate}}")
+    for key in sorted(set(data) - {"axis", "at"}):
+        raise SceneError(f"{where}.{key}: unknown (known: axis, at)")
+    for key in ("axis", "at"):
+        if key not in data:
+            raise SceneError(f"{where}.{key}: missing")
+    if not isinstance(data["axis"], str) or data["axis"] not in axes:
+        raise SceneError(f"{where}.axis: must be one of {', '.join(axes)}, got {data['axis']!r}")
+    axis = axes.index(data["axis"])
+    at = _number(data["at"], f"{where}.at")
+    if not lower[axis] < at < upper[axis]:
+        raise SceneError(f"{where}.at: must lie inside the domain along {data['axis']}, "
+                         f"({lower[axis]:g}, {upper[axis]:g}), got {at:g}")
+    return axis, at
 
 
 def _block(data: dict, dim: int, where: str) -> dict:
@@ -195,7 +219,8 @@ def build_sph_solver(scene: SPHScene, device: str = "cpu") -> tuple[SPHSolver, n
                        sound_speed=scene.sound_speed, viscosity=scene.viscosity, gravity=scene.gravity,
                        gamma=scene.eos_gamma, background_pressure_factor=scene.background_pressure_factor,
                        transport_velocity=scene.transport_velocity, density_evolution=scene.density_evolution,
-                       artificial_viscosity=scene.artificial_viscosity, device=device)
+                       artificial_viscosity=scene.artificial_viscosity, gravity_reversal=scene.gravity_reversal,
+                       device=device)
     limit = time_step(scene.particle_spacing, scene.sound_speed, scene.reference_velocity,
                       scene.viscosity / scene.density, float(np.linalg.norm(scene.gravity)))
     substeps = scene.substeps or math.ceil(scene.frame_dt / limit * (1 - 1e-9))
