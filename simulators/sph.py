@@ -100,6 +100,16 @@ def kernels(dim: int) -> SimpleNamespace:
         return result
 
     @wp.func
+    def first_in_cell(c: wp.vec3i, s: int, head: wp.array(dtype=int), cells: wp.vec3i, periodic: wp.vec3i):
+        # The first particle of cell s of the block around c (its list goes on through `next`);
+        # -1 for an empty cell or one beyond a non-periodic edge.
+        j = int(-1)  # noqa: UP018, RUF046
+        cell = neighbour_cell(c, s, cells, periodic)
+        if cell >= 0:
+            j = head[cell]
+        return j
+
+    @wp.func
     def separation(xi: vec, xj: vec, length: vec, periodic: wp.vec3i):
         # x_i - x_j, minimum image on periodic axes.
         r = xi - xj
@@ -138,10 +148,7 @@ def kernels(dim: int) -> SimpleNamespace:
         c = cell_coords(x[i], origin, inv_cell, cells, periodic)
         sigma = float(0.0)  # noqa: UP018
         for s in range(stencil):
-            j = int(-1)  # noqa: UP018, RUF046
-            cell = neighbour_cell(c, s, cells, periodic)
-            if cell >= 0:
-                j = head[cell]
+            j = first_in_cell(c, s, head, cells, periodic)
             while j >= 0:
                 sigma += w_quintic(wp.length(separation(x[i], x[j], length, periodic)), h)
                 j = next[j]
@@ -153,8 +160,7 @@ def kernels(dim: int) -> SimpleNamespace:
                    mass: wp.array(dtype=float), kind: wp.array(dtype=int), rho_old: wp.array(dtype=float),
                    head: wp.array(dtype=int), next: wp.array(dtype=int), origin: vec, inv_cell: vec,
                    cells: wp.vec3i, periodic: wp.vec3i, length: vec, h: float, rho0: float, p_ref: float,
-                   gamma: float, dt: float, drhodt: wp.array(dtype=float),
-                   rho: wp.array(dtype=float), p: wp.array(dtype=float)):
+                   gamma: float, dt: float, rho: wp.array(dtype=float), p: wp.array(dtype=float)):
         # Density by the continuity equation (Adami 2013, eq. 6 in jax-sph's form):
         # drho_i/dt = rho_i sum_j (m_j / rho_j) (u_i - u_j) . grad W_ij over fluid and wall
         # neighbours (a wall moves with its prescribed velocity). Density is advanced like the
@@ -170,10 +176,7 @@ def kernels(dim: int) -> SimpleNamespace:
         c = cell_coords(x[i], origin, inv_cell, cells, periodic)
         rate = float(0.0)  # noqa: UP018
         for s in range(stencil):
-            j = int(-1)  # noqa: UP018, RUF046
-            cell = neighbour_cell(c, s, cells, periodic)
-            if cell >= 0:
-                j = head[cell]
+            j = first_in_cell(c, s, head, cells, periodic)
             while j >= 0:
                 if j != i:
                     r_ij = separation(x[i], x[j], length, periodic)
@@ -184,9 +187,7 @@ def kernels(dim: int) -> SimpleNamespace:
                             u_j = wall_velocity[j]
                         rate += mass[j] / rho_old[j] * wp.dot(u[i] - u_j, (dw_quintic(r, h) / r) * r_ij)
                 j = next[j]
-        rate *= rho_old[i]
-        drhodt[i] = rate
-        rho[i] = rho_old[i] + dt * rate
+        rho[i] = rho_old[i] + dt * (rho_old[i] * rate)  # drho/dt = rho_i * rate
         p[i] = p_ref * (wp.pow(rho[i] / rho0, gamma) - 1.0)
 
     @wp.kernel(module="unique", module_options=options)
@@ -210,10 +211,7 @@ def kernels(dim: int) -> SimpleNamespace:
         pressure = float(0.0)  # noqa: UP018
         velocity = vec()
         for s in range(stencil):
-            j = int(-1)  # noqa: UP018, RUF046
-            cell = neighbour_cell(c, s, cells, periodic)
-            if cell >= 0:
-                j = head[cell]
+            j = first_in_cell(c, s, head, cells, periodic)
             while j >= 0:
                 if kind[j] == FLUID:
                     r = separation(x[i], x[j], length, periodic)
@@ -254,10 +252,7 @@ def kernels(dim: int) -> SimpleNamespace:
         b = vec()
         artificial = vec()
         for s in range(stencil):
-            j = int(-1)  # noqa: UP018, RUF046
-            cell = neighbour_cell(c, s, cells, periodic)
-            if cell >= 0:
-                j = head[cell]
+            j = first_in_cell(c, s, head, cells, periodic)
             while j >= 0:
                 if j != i:
                     r_ij = separation(x[i], x[j], length, periodic)
@@ -347,8 +342,8 @@ class SPHSolver:
         self.continuity = density_evolution == "continuity"
         self.alpha = float(artificial_viscosity)
         # The background pressure of the transport velocity, in units of rho0 c0^2 / gamma: at 1
-        # (jax-sph's) and 2, a Taylor-Green vortex started on a lattice lost half its energy by
-        # t = 0.2 s as the lattice stretched at the stagnation points; at 5 it decays as it should.
+        # (jax-sph's) a Taylor-Green vortex started on a lattice decays 1.15x too fast, in jax-sph
+        # alike (benchmarks/sph.py); at 5 it decays as it should.
         self.p_background = background_pressure_factor * self.p_ref if transport_velocity else 0.0
         self.gravity = self.k.vec(*np.asarray(gravity, float))
         # (axis, at): gravity reverses where x[axis] > at; (-1, 0): gravity everywhere.
@@ -380,7 +375,6 @@ class SPHSolver:
         self.mass = as_array(np.full(n, self.rho0 * dx**dim), float)
         self.rho = as_array(np.full(n, self.rho0), float)
         self.rho_old = as_array(np.full(n, self.rho0), float)  # the previous step's, for continuity
-        self.drhodt = wp.zeros(n, dtype=float, device=device)  # stays zero under summation
         self.p = wp.zeros(n, dtype=float, device=device)
         self.u_wall = wp.zeros(n, dtype=self.k.vec, device=device)
         self.dudt = wp.zeros(n, dtype=self.k.vec, device=device)
@@ -404,7 +398,7 @@ class SPHSolver:
         if self.continuity:
             wp.launch(k.continuity, dim=n, device=device, inputs=[
                 self.x, self.u, self.wall_velocity, self.mass, self.kind, self.rho_old, *self._grid(), self.rho0,
-                self.p_ref, self.gamma, dt, self.drhodt, self.rho, self.p])
+                self.p_ref, self.gamma, dt, self.rho, self.p])
         else:
             wp.launch(k.density, dim=n, device=device, inputs=[
                 self.x, self.mass, self.kind, *self._grid(), self.rho0, self.p_ref, self.gamma, self.rho,
