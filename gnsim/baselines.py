@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE, wall_bounds
-from gnsim.periodic import PeriodicBox
+from gnsim.periodic import PeriodicBox, difference
 
 
 def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
@@ -45,7 +45,7 @@ def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarra
     position = np.asarray(position, dtype=np.float64)
     kinematic = np.asarray(particle_type) == KINEMATIC_PARTICLE
     predicted = position.copy()
-    velocity = _difference(position[input_frames - 1], position[input_frames - 2], box)
+    velocity = difference(position[input_frames - 1], position[input_frames - 2], box)
     for t in range(input_frames, len(position)):
         velocity = velocity + acceleration  # semi-implicit Euler: velocity first, then position
         predicted[t] = predicted[t - 1] + velocity
@@ -56,10 +56,6 @@ def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarra
             velocity = predicted[t] - predicted[t - 1]
         predicted[t, kinematic] = position[t, kinematic]
     return predicted.astype(np.float32)
-
-
-def _difference(a: np.ndarray, b: np.ndarray, box: PeriodicBox | None) -> np.ndarray:
-    return a - b if box is None else box.difference(a, b)
 
 
 def constant_velocity_rollout(position: np.ndarray, particle_type: np.ndarray,
@@ -81,7 +77,7 @@ def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
     """One-step predictions [T - input_frames, N, D] of frames input_frames.. from true history."""
     position = np.asarray(position, dtype=np.float64)
     current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
-    predicted = current + _difference(current, previous, box) + acceleration
+    predicted = current + difference(current, previous, box) + acceleration
     if box is not None:
         predicted = box.wrap(predicted)
     if walls is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
-from gnsim.periodic import PeriodicBox
+from gnsim.periodic import PeriodicBox, difference
 
 HORIZONS = (1, 5, 10, 20, 100)  # 5 and 20: LagrangeBench's MSE5 and MSE20
 # A particle further outside the domain than this fraction of the domain's extent has escaped.
@@ -40,15 +40,11 @@ def _moving(particle_type, count: int, device) -> torch.Tensor:
     return torch.as_tensor(particle_type, device=device) != KINEMATIC_PARTICLE
 
 
-def _difference(a: torch.Tensor, b: torch.Tensor, box: PeriodicBox | None) -> torch.Tensor:
-    return a - b if box is None else box.difference(a, b)
-
-
 def position_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
     """Per-frame MSE [T] of positions over non-kinematic particles and coordinates."""
     predicted, target = _as_tensor(predicted), _as_tensor(target)
     mask = _moving(particle_type, predicted.shape[1], predicted.device)
-    return (_difference(predicted, target, box)[:, mask] ** 2).mean(dim=(1, 2)).cpu().numpy()
+    return (difference(predicted, target, box)[:, mask] ** 2).mean(dim=(1, 2)).cpu().numpy()
 
 
 def one_step_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> float:
@@ -78,7 +74,7 @@ def kinetic_energy(position, dt: float, particle_type=None, box: PeriodicBox | N
     position = _as_tensor(position)
     mask = _moving(particle_type, position.shape[1], position.device)
     moving = position[:, mask]
-    velocity = _difference(moving[1:], moving[:-1], box) / dt
+    velocity = difference(moving[1:], moving[:-1], box) / dt
     return (0.5 * (velocity**2).sum(dim=(1, 2))).cpu().numpy()
 
 

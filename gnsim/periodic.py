@@ -46,3 +46,8 @@ class PeriodicBox:
         """scipy cKDTree's `boxsize` for positions shifted by -lower: the length where periodic,
         0 (no wrapping) elsewhere."""
         return np.where(self.axes, self.length, 0.0)
+
+
+def difference(a, b, box: PeriodicBox | None):
+    """a - b, the minimum image when `box` is a periodic box (numpy arrays or torch tensors)."""
+    return a - b if box is None else box.difference(a, b)
