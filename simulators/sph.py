@@ -357,7 +357,9 @@ class SPHSolver:
         reach = SUPPORT * self.h
         low = np.where(self.periodic, lower, np.minimum(lower, x.min(axis=0)) - reach)
         high = np.where(self.periodic, upper, np.maximum(upper, x.max(axis=0)) + reach)
-        cells = np.maximum(np.floor((high - low) / reach).astype(int), 1)
+        # The 1e-6 lets 0.9 / 0.3 make 3 cells, as the scene's check allows; a pair that it puts two
+        # cells apart is at most 1e-6 short of the support, where the kernel is below 1e-30.
+        cells = np.maximum(np.floor((high - low) / reach * (1 + 1e-6)).astype(int), 1)
         if any(p and c < 3 for p, c in zip(self.periodic, cells)):
             raise ValueError("a periodic side must be at least 3 kernel supports (9 particle spacings) long")
         self.origin = self.k.vec(*low)
