@@ -8,7 +8,7 @@ the fluid (GNS type 5) and then the walls (type 3), which never move.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,10 +21,11 @@ SOUND_SPEED_FACTOR = 10.0  # c0 = 10 U_ref: Mach 0.1, density varies ~1% (Monagh
 FACES = {f"{axis}{side}": (d, side) for d, axis in enumerate("xyz") for side in "-+"}
 KEYS = {"solver", "dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "periodic", "gravity",
         "fluid", "wall_layers", "wall_velocity", "transport_velocity", "substeps", "density_evolution",
-        "gravity_reversal"}
+        "gravity_reversal", "relaxation"}
 FLUID_KEYS = {"density", "viscosity", "reference_velocity", "sound_speed", "eos_gamma", "background_pressure_factor",
               "artificial_viscosity"}
 DENSITY_EVOLUTIONS = ("summation", "continuity")
+RELAXATION_KEYS = {"steps", "noise", "seed"}
 
 
 @dataclass
@@ -51,6 +52,7 @@ class SPHScene:
     density_evolution: str = "summation"
     artificial_viscosity: float = 0.0  # Monaghan's alpha
     gravity_reversal: tuple[int, float] | None = None  # (axis, at): -gravity where x[axis] > at
+    relaxation: dict | None = None  # steps, noise (in particle spacings), seed: see relaxed_fluid
     source: dict = field(default_factory=dict)
 
 
@@ -112,6 +114,8 @@ def parse_sph_scene(data: dict) -> SPHScene:
     reversal = _gravity_reversal(data["gravity_reversal"], dim, lower, upper) if "gravity_reversal" in data else None
     if not isinstance(data["blocks"], list) or not data["blocks"]:
         raise SceneError("scene.blocks: expected a non-empty list of boxes")
+    blocks = [_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])]
+    relaxation = _relaxation(data["relaxation"], blocks) if "relaxation" in data else None
     return SPHScene(
         dim=dim, lower=lower, upper=upper, particle_spacing=spacing, frames=frames,
         frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), periodic=periodic,
@@ -123,12 +127,31 @@ def parse_sph_scene(data: dict) -> SPHScene:
         eos_gamma=_positive(fluid.get("eos_gamma", 1.0), "scene.fluid.eos_gamma"),
         background_pressure_factor=_number(fluid.get("background_pressure_factor", 5.0),
                                            "scene.fluid.background_pressure_factor", minimum=0.0),
-        blocks=[_block(b, dim, f"scene.blocks[{i}]") for i, b in enumerate(data["blocks"])],
+        blocks=blocks,
         wall_layers=wall_layers, wall_velocity=wall_velocity, transport_velocity=transport, substeps=substeps,
         density_evolution=evolution,
         artificial_viscosity=_number(fluid.get("artificial_viscosity", 0.0), "scene.fluid.artificial_viscosity",
                                      minimum=0.0),
-        gravity_reversal=reversal, source=data)
+        gravity_reversal=reversal, relaxation=relaxation, source=data)
+
+
+def _relaxation(data, blocks: list[dict]) -> dict:
+    # {"steps": 5000, "noise": 0.25, "seed": 7}: jax-sph's relaxed start (see relaxed_fluid).
+    where = "scene.relaxation"
+    if not isinstance(data, dict):
+        raise SceneError(f"{where}: expected {{\"steps\": N, \"noise\": spacings, \"seed\": integer}}")
+    for i, a in enumerate(blocks):  # each block relaxes in a box of its own, so none may share space
+        for j, b in enumerate(blocks[:i]):
+            if np.all(np.minimum(a["upper"], b["upper"]) > np.maximum(a["lower"], b["lower"])):
+                raise SceneError(f"{where}: relaxes each block in a box of its own, but blocks {j} and {i} overlap")
+    for key in sorted(set(data) - RELAXATION_KEYS):
+        raise SceneError(f"{where}.{key}: unknown (known: {', '.join(sorted(RELAXATION_KEYS))})")
+    steps, seed = data.get("steps"), data.get("seed", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise SceneError(f"{where}.steps: must be a positive integer, got {steps!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SceneError(f"{where}.seed: must be a non-negative integer, got {seed!r}")
+    return {"steps": steps, "noise": _number(data.get("noise", 0.25), f"{where}.noise", minimum=0.0), "seed": seed}
 
 
 def _gravity_reversal(data, dim: int, lower: np.ndarray, upper: np.ndarray) -> tuple[int, float]:
@@ -177,8 +200,9 @@ def taylor_green(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, speed: flo
     return speed * np.stack([s[:, 0] * c[:, 1] * c[:, 2], -c[:, 0] * s[:, 1] * c[:, 2], 0 * s[:, 0]], axis=1)
 
 
-def particles(scene: SPHScene) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fluid then wall particles on one lattice: positions, velocities, kinds, wall velocities."""
+def particles(scene: SPHScene, device: str = "cpu", progress: bool | None = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fluid then wall particles on one lattice: positions, velocities, kinds, wall velocities.
+    With `relaxation`, each block's fluid starts from its relaxed positions instead (relaxed_fluid)."""
     s, n = scene.particle_spacing, scene.wall_layers
     pad = np.where(scene.periodic, 0, n)
     axes = [lo + s * (0.5 + np.arange(-p, math.floor((hi - lo) / s + 1e-6) + p))
@@ -190,13 +214,17 @@ def particles(scene: SPHScene) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     for index, block in enumerate(scene.blocks):
         inside = np.all((lattice >= block["lower"]) & (lattice <= block["upper"]), axis=1)
         owner[(owner < 0) & inside & ~wall] = index
-    fluid = owner >= 0
-    if not fluid.any():
+    if not (owner >= 0).any():
         raise SceneError("scene.blocks: the boxes hold no particle; make them larger than particle_spacing")
-    x_f, x_w = lattice[fluid], lattice[wall]
+    if scene.relaxation:
+        blocks = [relaxed_fluid(scene, block, device, progress) for block in scene.blocks]
+        x_f, owner_f = np.concatenate(blocks), np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
+    else:
+        x_f, owner_f = lattice[owner >= 0], owner[owner >= 0]
+    x_w = lattice[wall]
     u_f = np.zeros_like(x_f)
     for index, block in enumerate(scene.blocks):
-        mine = owner[fluid] == index
+        mine = owner_f == index
         u_f[mine] = taylor_green(x_f[mine] - block["vortex_offset"], scene.lower, scene.upper,
                                  scene.reference_velocity) \
             if isinstance(block["velocity"], str) else block["velocity"]
@@ -211,24 +239,60 @@ def particles(scene: SPHScene) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return x, np.concatenate([u_f, np.zeros_like(x_w)]), kind, np.concatenate([np.zeros_like(x_f), u_w])
 
 
-def build_sph_solver(scene: SPHScene, device: str = "cpu") -> tuple[SPHSolver, np.ndarray, float, int]:
-    """The solver, GNS particle types, step dt and steps per frame of an SPH scene."""
-    x, u, kind, wall_velocity = particles(scene)
-    solver = SPHSolver(x=x, u=u, kind=kind, wall_velocity=wall_velocity, lower=scene.lower, upper=scene.upper,
-                       periodic=scene.periodic, dx=scene.particle_spacing, density=scene.density,
-                       sound_speed=scene.sound_speed, viscosity=scene.viscosity, gravity=scene.gravity,
-                       gamma=scene.eos_gamma, background_pressure_factor=scene.background_pressure_factor,
-                       transport_velocity=scene.transport_velocity, density_evolution=scene.density_evolution,
-                       artificial_viscosity=scene.artificial_viscosity, gravity_reversal=scene.gravity_reversal,
-                       device=device)
+def relaxed_fluid(scene: SPHScene, block: dict, device: str = "cpu", progress: bool | None = False) -> np.ndarray:
+    """A block's fluid positions after jax-sph's relaxation (LagrangeBench's datasets start so):
+    the block's lattice, moved by Gaussian noise of `noise` particle spacings, run for `steps`
+    steps at rest in a box of its own (walls on every face, periodic where the scene's axis is
+    and the block spans it), without body force, with the transport velocity on. The background
+    pressure spreads the particles evenly but not on a lattice, so the flow that starts from them
+    carries no lattice's preferred directions; the block's velocity is then set at these positions."""
+    lower, upper = np.maximum(block["lower"], scene.lower), np.minimum(block["upper"], scene.upper)
+    spans = [bool(p) for p in scene.periodic & (lower <= scene.lower) & (upper >= scene.upper)]
+    box = replace(scene, lower=lower, upper=upper, periodic=spans, gravity=0 * scene.gravity,
+                  blocks=[block | {"velocity": np.zeros(scene.dim)}], wall_velocity={}, transport_velocity=True,
+                  gravity_reversal=None, relaxation=None)
+    x, u, kind, wall_velocity = particles(box)
+    fluid = kind == FLUID
+    rng = np.random.default_rng(scene.relaxation["seed"])
+    x[fluid] += rng.normal(0.0, scene.relaxation["noise"] * scene.particle_spacing, (fluid.sum(), scene.dim))
+    length = box.upper - box.lower
+    wrapped = box.lower + np.mod(x[fluid] - box.lower, length)
+    x[fluid] = np.where(spans, wrapped, np.clip(x[fluid], box.lower, box.upper))
+    solver = _solver(box, x, u, kind, wall_velocity, device)
+    dt, _ = _time_step(scene)
+    for _ in tqdm(range(scene.relaxation["steps"]), desc="relaxation", leave=False, disable=None if progress else True):
+        solver.step(dt)
+    return solver.positions()[fluid].astype(np.float64)
+
+
+def _solver(scene: SPHScene, x, u, kind, wall_velocity, device: str) -> SPHSolver:
+    return SPHSolver(x=x, u=u, kind=kind, wall_velocity=wall_velocity, lower=scene.lower, upper=scene.upper,
+                     periodic=scene.periodic, dx=scene.particle_spacing, density=scene.density,
+                     sound_speed=scene.sound_speed, viscosity=scene.viscosity, gravity=scene.gravity,
+                     gamma=scene.eos_gamma, background_pressure_factor=scene.background_pressure_factor,
+                     transport_velocity=scene.transport_velocity, density_evolution=scene.density_evolution,
+                     artificial_viscosity=scene.artificial_viscosity, gravity_reversal=scene.gravity_reversal,
+                     device=device)
+
+
+def _time_step(scene: SPHScene) -> tuple[float, int]:
+    """The step dt and steps per frame: `substeps`, or the fewest the stability limits allow."""
     limit = time_step(scene.particle_spacing, scene.sound_speed, scene.reference_velocity,
                       scene.viscosity / scene.density, float(np.linalg.norm(scene.gravity)))
     substeps = scene.substeps or math.ceil(scene.frame_dt / limit * (1 - 1e-9))
     if scene.frame_dt / substeps > limit * (1 + 1e-6):
         raise SceneError(f"scene.substeps: {substeps} steps per frame make dt = {scene.frame_dt / substeps:.3g} s, "
                          f"above the stable {limit:.3g} s (CFL, viscous and body-force limits)")
+    return scene.frame_dt / substeps, substeps
+
+
+def build_sph_solver(scene: SPHScene, device: str = "cpu", progress: bool | None = False) -> tuple[SPHSolver, np.ndarray, float, int]:
+    """The solver, GNS particle types, step dt and steps per frame of an SPH scene."""
+    dt, substeps = _time_step(scene)
+    x, u, kind, wall_velocity = particles(scene, device, progress)
+    solver = _solver(scene, x, u, kind, wall_velocity, device)
     particle_type = np.where(kind == FLUID, FLUID_TYPE, WALL_TYPE).astype(np.int64)
-    return solver, particle_type, scene.frame_dt / substeps, substeps
+    return solver, particle_type, dt, substeps
 
 
 def simulate_sph(scene: SPHScene, device: str = "cpu", progress: bool | None = False,
@@ -236,7 +300,7 @@ def simulate_sph(scene: SPHScene, device: str = "cpu", progress: bool | None = F
     """Positions [frames, N, dim] float32 (fluid, then walls) and GNS particle types [N]."""
     from simulators.simulate import SimulationError
 
-    solver, particle_type, dt, substeps = build_sph_solver(scene, device)
+    solver, particle_type, dt, substeps = build_sph_solver(scene, device, progress)
     positions = np.empty((scene.frames, len(particle_type), scene.dim), np.float32)
     positions[0] = solver.positions()
     for frame in tqdm(range(1, scene.frames), desc=description, leave=False, disable=None if progress else True):
