@@ -34,7 +34,7 @@ def _size(dx: float, particles: int, splits: tuple[int, int, int], frame_dt: flo
 RELAXATION_STEPS = {"small": 300, "paper": 5000}  # paper: jax-sph's relaxation mode (sequence_length 5000).
 # small: TGV-2D at dx 0.04 after 250, 500, 1000 and 2000 steps decays within 2.6-3.9% of the exact
 # rate, density RMS 0.41-0.54%; TGV-3D at 12^3 after 300 and 1000 steps follows the spectral E(t)
-# within 2.6% and 2.8% to t = 1.5: the noise settles within a few hundred steps (docs/sph.md).
+# within 2.6-2.9% to t = 1.5: the noise settles within a few hundred steps (docs/sph.md).
 RELAXATION_NOISE = 0.25  # particle spacings: LagrangeBench's case.r0_noise_factor
 
 
