@@ -29,6 +29,24 @@ def tgv_scene(dx: float, t_end: float, frame_dt: float = 0.04) -> dict:
             "blocks": [{"box": [[0, 0], [1, 1]], "velocity": "taylor-green"}]}
 
 
+def energy_history(solver, dt: float, substeps: int, frames: int, after: float = 0.0):
+    """Runs `frames` frames (the first is the start): their times, the kinetic energy at each, and
+    the largest and the RMS relative density deviation (from rho0 = 1) over the frames from `after` on."""
+    mass = solver.masses().astype(np.float64)
+    times, energy, deviation, rms = [], [], 0.0, 0.0
+    for frame in range(frames):
+        if frame:
+            for _ in range(substeps):
+                solver.step(dt)
+        v = solver.velocities().astype(np.float64)
+        times.append(frame * substeps * dt)
+        energy.append(0.5 * (mass * (v**2).sum(axis=1)).sum())
+        if times[-1] >= after:
+            relative = solver.densities().astype(np.float64) - 1.0
+            deviation, rms = max(deviation, np.abs(relative).max()), max(rms, np.sqrt((relative**2).mean()))
+    return np.array(times), np.array(energy), deviation, rms
+
+
 def run_tgv(dx: float, t_end: float, relaxation: int = 0):
     """The solver, the initial masses, the fitted energy decay rate after the transient, the
     largest and the RMS relative density deviation over the frames after it, and the velocity
@@ -38,18 +56,7 @@ def run_tgv(dx: float, t_end: float, relaxation: int = 0):
     scene = tgv_scene(dx, t_end) | ({"relaxation": {"steps": relaxation, "seed": 1}} if relaxation else {})
     solver, _, dt, substeps = build_sph_solver(parse_scene(scene))
     mass = solver.masses().copy()
-    times, energy, deviation, rms = [], [], 0.0, 0.0
-    for frame in range(round(t_end / 0.04) + 1):
-        if frame:
-            for _ in range(substeps):
-                solver.step(dt)
-        v = solver.velocities().astype(np.float64)
-        times.append(frame * substeps * dt)
-        energy.append(0.5 * (mass * (v**2).sum(axis=1)).sum())
-        if times[-1] >= TRANSIENT:
-            relative = solver.densities().astype(np.float64) - 1.0
-            deviation, rms = max(deviation, np.abs(relative).max()), max(rms, np.sqrt((relative**2).mean()))
-    times, energy = np.array(times), np.array(energy)
+    times, energy, deviation, rms = energy_history(solver, dt, substeps, round(t_end / 0.04) + 1, TRANSIENT)
     late = times >= TRANSIENT
     rate = -np.polyfit(times[late], np.log(energy[late]), 1)[0]
     exact = taylor_green(solver.positions().astype(np.float64), np.zeros(2), np.ones(2), 1.0) \

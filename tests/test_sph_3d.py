@@ -10,7 +10,7 @@ modes, 2/3 dealiasing, RK4): at 16^3 modes it agrees with 32^3 to 4e-4 of E0 up 
 
 import numpy as np
 import pytest
-from test_sph import RPF_G, RPF_NU, rpf_exact, rpf_profile
+from test_sph import RPF_G, RPF_NU, energy_history, rpf_exact, rpf_profile
 
 from simulators import simulate
 from simulators.recipes import RECIPES
@@ -65,17 +65,9 @@ def run_tgv3d(per_side: int, t_end: float, relaxation: int):
     scene = tgv3d_scene(per_side, t_end, relaxation)
     solver, _, dt, substeps = build_sph_solver(parse_scene(scene))
     mass = solver.masses().copy()
-    times, energy, rms = [], [], 0.0
-    for frame in range(scene["frames"]):
-        if frame:
-            for _ in range(substeps):
-                solver.step(dt)
-        v = solver.velocities().astype(np.float64)
-        times.append(frame * substeps * dt)
-        energy.append(0.5 * (mass * (v**2).sum(axis=1)).sum())
-        rms = max(rms, float(np.sqrt(((solver.densities().astype(np.float64) - 1) ** 2).mean())))
-    energy = np.array(energy) / energy[0]
-    reference = spectral_tgv3d_energy(TGV3D_NU, np.array(times))
+    times, energy, _, rms = energy_history(solver, dt, substeps, scene["frames"])
+    energy = energy / energy[0]
+    reference = spectral_tgv3d_energy(TGV3D_NU, times)
     print(f"tgv-3d {per_side}^3, relaxation {relaxation}: E/E0 {np.round(energy, 4).tolist()}, "
           f"spectral {np.round(reference, 4).tolist()}, density rms {rms:.2%}")
     return solver, mass, energy, reference, rms
