@@ -9,6 +9,7 @@ trajectory counts. Every trajectory, as theirs, first relaxes its fluid from a n
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,11 +25,11 @@ class SPHSize:
     splits: tuple[int, int, int]  # train, valid, test trajectories
     frame_dt: float  # s between saved frames
     substeps: int | None  # steps per frame; None: from the stability limits
-    connectivity_radius: float  # m, LagrangeBench's default_connectivity_radius for the case: 1.45 dx
 
-
-def _size(dx: float, particles: int, splits: tuple[int, int, int], frame_dt: float, substeps: int | None) -> SPHSize:
-    return SPHSize(dx, (particles, particles), splits, frame_dt, substeps, round(1.45 * dx, 6))
+    @property
+    def connectivity_radius(self) -> float:
+        """m: LagrangeBench's default_connectivity_radius, 1.45 dx in every case."""
+        return round(1.45 * self.particle_spacing, 6)
 
 
 RELAXATION_STEPS = {"small": 300, "paper": 5000}  # paper: jax-sph's relaxation mode (sequence_length 5000).
@@ -47,7 +48,26 @@ def _finish(scene: dict, config: SPHSize, size: str, rng: np.random.Generator) -
 
 
 @dataclass(frozen=True)
-class TaylorGreen:
+class _EitherDimension:
+    """A case built in 2D or 3D, named `{case}-{dim}d`, with no uniform gravity (what the
+    constant-velocity-plus-gravity baseline reads: the reverse Poiseuille flow's body force
+    reverses at y = 1 and averages to zero, so none describes it either)."""
+
+    case: ClassVar[str]
+    dim: int = 2
+    solver: str = "sph"
+
+    @property
+    def name(self) -> str:
+        return f"{self.case}-{self.dim}d"
+
+    @property
+    def gravity(self) -> list[float]:
+        return [0.0] * self.dim
+
+
+@dataclass(frozen=True)
+class TaylorGreen(_EitherDimension):
     """The Taylor-Green vortex in a periodic box of one period. 2D: LagrangeBench's TGV2D
     (2D_TGV_2500_10kevery100): the unit square, Re 100, dx 0.02, dt 4e-4, 126 frames to t = 5 s,
     200 trajectories split 2:1:1. 3D: their TGV3D (3D_TGV_8000_10kevery100, jax-sph's cases/tgv.py):
@@ -56,12 +76,7 @@ class TaylorGreen:
     Trajectories differ by a random shift of the vortex in the periodic box, drawn from the
     trajectory's seeded generator (theirs differ by the relaxation's noise alone)."""
 
-    dim: int = 2
-    solver: str = "sph"
-
-    @property
-    def name(self) -> str:
-        return f"tgv-{self.dim}d"
+    case: ClassVar[str] = "tgv"
 
     @property
     def description(self) -> str:
@@ -74,18 +89,14 @@ class TaylorGreen:
         # trajectory per split: about a minute on one core. small 3D: 12^3 = 1728 particles, 43 steps
         # per frame. paper: LagrangeBench's.
         if self.dim == 2:
-            return {"small": _size(0.04, 625, (1, 1, 1), TGV_FRAME_DT[2], None),
-                    "paper": _size(0.02, 2500, (100, 50, 50), TGV_FRAME_DT[2], 100)}
-        return {"small": _size(TGV_BOX[3] / 12, 12**3, (1, 1, 1), TGV_FRAME_DT[3], None),
-                "paper": _size(TGV_BOX[3] / 20, 20**3, (200, 100, 100), TGV_FRAME_DT[3], 100)}
+            return {"small": SPHSize(0.04, (625, 625), (1, 1, 1), TGV_FRAME_DT[2], None),
+                    "paper": SPHSize(0.02, (2500, 2500), (100, 50, 50), TGV_FRAME_DT[2], 100)}
+        return {"small": SPHSize(TGV_BOX[3] / 12, (1728, 1728), (1, 1, 1), TGV_FRAME_DT[3], None),
+                "paper": SPHSize(TGV_BOX[3] / 20, (8000, 8000), (200, 100, 100), TGV_FRAME_DT[3], 100)}
 
     @property
     def frames(self) -> dict[str, int]:
         return {"small": 126, "paper": 126} if self.dim == 2 else {"small": 31, "paper": 61}
-
-    @property
-    def gravity(self) -> list[float]:
-        return [0.0] * self.dim
 
     def scene(self, rng: np.random.Generator, size: str = "small", frames: int | None = None) -> dict:
         config, box = self.sizes[size], TGV_BOX[self.dim]
@@ -126,9 +137,8 @@ class DamBreak2D:
         # paper: LagrangeBench's dx 0.02 (5000 fluid particles for the 2 x 1 column; their 5740 =
         # 5000 + 740, one ring of wall particles; ours carry 3 layers, 2244) and 50/25/25
         # trajectories of 401 frames (their data_gen ran 115 seeds, kept 100, split 2:1:1).
-        # The connectivity radius is 1.45 dx, as tgv-2d's.
-        return {"small": SPHSize(0.05, (648, 968), (1, 1, 1), DAM_FRAME_DT, None, 0.0725),
-                "paper": SPHSize(0.02, (4050, 6050), (50, 25, 25), DAM_FRAME_DT, 100, 0.029)}
+        return {"small": SPHSize(0.05, (648, 968), (1, 1, 1), DAM_FRAME_DT, None),
+                "paper": SPHSize(0.02, (4050, 6050), (50, 25, 25), DAM_FRAME_DT, 100)}
 
     @property
     def frames(self) -> dict[str, int]:
@@ -176,7 +186,7 @@ LDC_FRAME_DT = {2: 0.04, 3: 0.09}  # s: 100 steps of LagrangeBench's dt, 4e-4 (2
 
 
 @dataclass(frozen=True)
-class LidDrivenCavity:
+class LidDrivenCavity(_EitherDimension):
     """LagrangeBench's LDC2D (2D_LDC_2708_10kevery100, from jax-sph's cases/ldc): the unit square,
     no-slip walls, the lid (y = 1) sliding along +x, rho0 1, nu 0.01, c0 10 m/s; dx 0.02, dt 4e-4,
     one frame every 100 steps. LDC3D (3D_LDC_8160_10kevery100): the same cavity 0.5 deep along z,
@@ -193,12 +203,7 @@ class LidDrivenCavity:
     The transport velocity's background pressure is jax-sph's, LDC_BACKGROUND_PRESSURE (above).
     """
 
-    dim: int = 2
-    solver: str = "sph"
-
-    @property
-    def name(self) -> str:
-        return f"ldc-{self.dim}d"
+    case: ClassVar[str] = "ldc"
 
     @property
     def description(self) -> str:
@@ -214,18 +219,14 @@ class LidDrivenCavity:
         # (5184 particles with the walls take ~90 ms a step on one shared core). paper: LagrangeBench's
         # spacing, step, frame spacing and 10 000 training frames.
         if self.dim == 2:
-            return {"small": _size(0.05, 400, (1, 1, 1), LDC_FRAME_DT[2], None),
-                    "paper": _size(0.02, 2500, (1, 1, 1), LDC_FRAME_DT[2], 100)}
-        return {"small": _size(1 / 18, 18 * 18 * 9, (1, 1, 1), LDC_FRAME_DT[3], None),
-                "paper": _size(1 / 24, 24 * 24 * 12, (1, 1, 1), LDC_FRAME_DT[3], 100)}
+            return {"small": SPHSize(0.05, (400, 400), (1, 1, 1), LDC_FRAME_DT[2], None),
+                    "paper": SPHSize(0.02, (2500, 2500), (1, 1, 1), LDC_FRAME_DT[2], 100)}
+        return {"small": SPHSize(1 / 18, (2916, 2916), (1, 1, 1), LDC_FRAME_DT[3], None),
+                "paper": SPHSize(1 / 24, (6912, 6912), (1, 1, 1), LDC_FRAME_DT[3], 100)}
 
     @property
     def frames(self) -> dict[str, int]:
         return {"small": 251, "paper": 10000} if self.dim == 2 else {"small": 34, "paper": 10000}
-
-    @property
-    def gravity(self) -> list[float]:
-        return [0.0] * self.dim
 
     def lid_speed(self, rng: np.random.Generator) -> float:
         return round(float(rng.uniform(*LDC_LID_SPEEDS)), 6)
@@ -267,19 +268,14 @@ RPF_BACKGROUND_PRESSURE = 1.0
 
 
 @dataclass(frozen=True)
-class ReversePoiseuille:
+class ReversePoiseuille(_EitherDimension):
     """jax-sph's `rpf` case: a periodic box 1 x 2 (x 0.5 in 3D), no walls, a body force +g along x
     for y <= 1 and -g above, nu 0.1. LagrangeBench's 2D_RPF_3200_20kevery100 (dx 0.025, dt 5e-4)
     and 3D_RPF_8000_10kevery100 (dx 0.05, dt 1e-3) are each one trajectory (2050 s), its first
     frames dropped and the rest cut 2:1:1 into train, valid and test (their dataset_rpf.sh); here
     each split has a trajectory of its own from rest, as long as their training part."""
 
-    dim: int = 2
-    solver: str = "sph"
-
-    @property
-    def name(self) -> str:
-        return f"rpf-{self.dim}d"
+    case: ClassVar[str] = "rpf"
 
     @property
     def description(self) -> str:
@@ -295,20 +291,14 @@ class ReversePoiseuille:
         # LagrangeBench's spacing, step and frame spacing, and a trajectory per split as long as
         # their training part: 20 000 frames in 2D, 10 000 in 3D.
         if self.dim == 2:
-            return {"small": _size(0.05, 800, (1, 1, 1), RPF_FRAME_DT[2], None),
-                    "paper": _size(0.025, 3200, (1, 1, 1), RPF_FRAME_DT[2], 100)}
-        return {"small": _size(1 / 18, 18 * 36 * 9, (1, 1, 1), RPF_FRAME_DT[3], None),
-                "paper": _size(0.05, 8000, (1, 1, 1), RPF_FRAME_DT[3], 100)}
+            return {"small": SPHSize(0.05, (800, 800), (1, 1, 1), RPF_FRAME_DT[2], None),
+                    "paper": SPHSize(0.025, (3200, 3200), (1, 1, 1), RPF_FRAME_DT[2], 100)}
+        return {"small": SPHSize(1 / 18, (5832, 5832), (1, 1, 1), RPF_FRAME_DT[3], None),
+                "paper": SPHSize(0.05, (8000, 8000), (1, 1, 1), RPF_FRAME_DT[3], 100)}
 
     @property
     def frames(self) -> dict[str, int]:
         return {"small": 121, "paper": 20001} if self.dim == 2 else {"small": 21, "paper": 10001}
-
-    @property
-    def gravity(self) -> list[float]:
-        # What the constant-velocity-plus-gravity baseline reads: the body force reverses at
-        # y = 1 and averages to zero, so no uniform gravity describes it.
-        return [0.0] * self.dim
 
     def scene(self, rng: np.random.Generator, size: str = "small", frames: int | None = None) -> dict:
         config, box = self.sizes[size], list(RPF_BOX[self.dim])
