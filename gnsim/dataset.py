@@ -148,7 +148,9 @@ class DatasetWriter:
         return self
 
     def _discard(self) -> None:
-        for split in self._files:
+        # Every split's, not only those opened: an interrupt between h5py creating a file and
+        # `_files` holding it would leave that one (the names carry this process's pid alone).
+        for split in SPLITS:
             self._temporary(split).unlink(missing_ok=True)
 
     def _temporary(self, split: str) -> Path:
