@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gnsim.convert",
         description="Convert a particle dataset folder between gnsim's HDF5 format and DeepMind "
-        "learning_to_simulate TFRecord, geoelements/gns npz and LagrangeBench HDF5.",
+        "learning_to_simulate TFRecord, geoelements/gns npz and LagrangeBench HDF5; "
+        "read geoelements taichi_mpm output (trajectoryK.npz beside inputs_2d_K.json).",
         epilog="examples: python -m gnsim.convert WaterDrop datasets/WaterDrop "
         "(TFRecord -> gnsim); python -m gnsim.convert datasets/water water-npz --to npz "
         "(gnsim -> gns npz)",

@@ -80,7 +80,7 @@ def _read_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
     return array
 
 
-def _load(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
+def read_items(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
     """(layout, trajectory names or None, count, iterator over trajectories) of one npz file."""
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError,
                   AttributeError, TypeError, IndexError, KeyError)
@@ -146,7 +146,7 @@ def read(folder: Path) -> Source:
 
     def trajectories(split: str) -> tuple[int, Iterator[TrajectoryRecord]]:
         path = splits[split]
-        layout, names, count, items = _load(path)
+        layout, names, count, items = read_items(path)
         form["layout"] = layout
         if names is not None:
             form["names"][split] = names

@@ -18,11 +18,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gnsim.atomic import temporary_path, write_json_atomic
-from gnsim.convert import lagrangebench, npz, tfrecord
+from gnsim.convert import lagrangebench, npz, taichi_mpm, tfrecord
 from gnsim.convert.source import Source, periodic_axes, unwrap
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, MotionStatistics
 
-READERS = {"tfrecord": tfrecord.read, "npz": npz.read, "lagrangebench": lagrangebench.read}
+READERS = {"tfrecord": tfrecord.read, "npz": npz.read, "lagrangebench": lagrangebench.read,
+           "taichi_mpm": taichi_mpm.read}
 WRITERS = {"tfrecord": tfrecord.write, "npz": npz.write}
 SOURCE_FORMATS = ("gnsim", *READERS)
 TARGET_FORMATS = ("gnsim", *WRITERS)
@@ -31,6 +32,7 @@ DESCRIPTIONS = {
     "tfrecord": "DeepMind TFRecord",
     "npz": "gns npz",
     "lagrangebench": "LagrangeBench",
+    "taichi_mpm": "geoelements taichi_mpm",
 }
 
 
@@ -40,7 +42,7 @@ def progress_bar(iterable: Iterable, **options) -> Iterable:
 
 
 def detect_format(folder: str | os.PathLike) -> str:
-    """The format of a dataset folder: 'gnsim', 'tfrecord', 'npz' or 'lagrangebench'."""
+    """The format of a dataset folder: 'gnsim', 'tfrecord', 'npz', 'lagrangebench' or 'taichi_mpm'."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder")
@@ -56,9 +58,11 @@ def detect_format(folder: str | os.PathLike) -> str:
     ):
         if any((folder / f"{split}{suffix}").is_file() for split in SPLITS):
             return name
+    if taichi_mpm.detect(folder):
+        return "taichi_mpm"
     raise DatasetError(
         f"{folder}: unknown format (no gnsim metadata.json, and no {{train,valid,test}} "
-        ".tfrecord, .npz or .h5 files; name one with --from)"
+        ".tfrecord, .npz or .h5 files, no trajectoryK.npz beside inputs_2d_K.json; name one with --from)"
     )
 
 
