@@ -1,4 +1,5 @@
-"""Training throughput of the `paper` GNS on a WaterDrop-sized sample, against geoelements/gns.
+"""Training throughput of the `paper` GNS on a WaterDrop-sized sample, against geoelements/gns,
+and of the `quick` preset's trainer on small `water`, against its settings at commit 49b60ed.
 
 Prints one JSON line: training steps/s and particle-steps/s (batch 2, ~1.5k particles per
 sample, ~20 neighbours, WaterDrop's box and R = 0.015), the FLOPs of one step (counted with
@@ -6,11 +7,17 @@ torch.utils.flop_counter), the achieved FLOP/s as a fraction of this machine's f
 throughput measured in the same run, and geoelements/gns timed on identical data through the
 peer runner (`--peer-python`, `--peer-runner`), with the ratio. A step is what the trainer does
 per batch: noise, radius graph, forward, loss, backward, Adam.
+
+The `quick` figures time `training.train` itself (loader, steps, logging; no validation) on
+`python -m simulators.generate water` for about `--quick-windows` windows, today's preset and
+49b60ed's (batch 2, float32) interleaved twice, and report the better of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -24,9 +31,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gnsim import DatasetWriter
+from gnsim.dataset import WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity
-from gnsim.noise import add_training_noise
-from training.config import load_config
+from gnsim.strategies import add_training_noise
+from simulators.generate import generate
+from training.config import derived_from_data, load_config
+from training.train import train
 from training.loss import one_step_loss
 
 BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
@@ -178,6 +188,31 @@ def measure_peer(
     return {"gns": json.loads(lines[-1])}
 
 
+# The throughput-setting keys of `quick` at commit 49b60ed, over today's preset.
+QUICK_49B60ED = ["batch_size=2", "batch_particles=null", "amp=off", "num_workers=1", "threads=1"]
+QUICK_TIMING = ["log_every=10", "validate_every=1000000", "checkpoint_every=1000000",
+                "rollout_trajectories=0", "tensorboard=false"]
+
+
+def measure_quick(data: Path, folder: Path, windows: int) -> dict:
+    """Windows/s and particle-steps/s of the trainer on `data`: `quick` now and at 49b60ed."""
+    mean_particles = WindowDataset(data).mean_particles()
+    metadata = read_metadata(data)
+    best: dict[str, float] = {}
+    for repeat in range(2):
+        for name, overrides in (("quick_49b60ed", QUICK_49B60ED), ("quick", [])):
+            config = load_config("quick", [*overrides, *QUICK_TIMING])
+            batch = {**config, **derived_from_data(config, metadata, mean_particles)}["batch_size"]
+            run = folder / f"{name}-{repeat}"
+            with contextlib.redirect_stderr(io.StringIO()):  # the trainer's progress bar and notes
+                train({**config, "steps": max(30, windows // batch)}, data, run)
+            rates = [json.loads(line)["samples_per_s"] for line in (run / "metrics.jsonl").open()]
+            best[name] = max(best.get(name, 0.0), float(np.median(rates[1:])))  # the first warms up
+    figures = {f"{name}_windows_per_s": rate for name, rate in best.items()}
+    figures |= {f"{name}_particle_steps_per_s": rate * mean_particles for name, rate in best.items()}
+    return {**figures, "quick_speedup_vs_49b60ed": best["quick"] / best["quick_49b60ed"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -198,6 +233,8 @@ def main() -> None:
     parser.add_argument(
         "--peer-runner", default=PEER_RUNNER, help="geoelements/gns training-step runner"
     )
+    parser.add_argument("--quick-windows", type=int, default=2500,
+                        help="windows each `quick` timing trains on (0: skip the quick figures)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -217,6 +254,10 @@ def main() -> None:
             args.warmup,
             torch.get_num_threads(),
         )
+        quick = {}
+        if args.quick_windows:
+            water = generate("water", folder / "water")
+            quick = measure_quick(water, folder / "quick", args.quick_windows)
     particles = sum(p.shape[1] for p in trajectories)
     steps_per_s = 1 / ours["seconds_per_step"]
     achieved = ours["flops_per_step"] * steps_per_s
@@ -237,6 +278,7 @@ def main() -> None:
         "matmul_flops_per_s": matmul,
         "fraction_of_matmul_peak": achieved / matmul,
         **peer,
+        **quick,
     }
     gns = peer.get("gns")
     if gns and gns.get("steps_per_s"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -149,6 +150,29 @@ def slim_checkpoint(checkpoint: dict) -> dict:
 
 
 # ---- run folders ---------------------------------------------------------------------------------
+
+STATE = "state.pt"  # a model folder's copy of its run's last checkpoint, to continue the run elsewhere
+RUN_FILES = ("config.yaml", "command.txt", "metrics.jsonl")  # what a model folder keeps of its run
+
+
+def start_from_model(model_dir: Path, run_dir: Path) -> int:
+    """Lay a shipped model's run state into `run_dir` to resume it there; returns the state's step.
+
+    A run folder already further on (its last.pt at a later or equal step) is kept as it is."""
+    state = model_dir / STATE
+    if not state.is_file() or not (model_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{model_dir}: holds no {STATE} and config.yaml to continue from "
+                              "(ship the run with training.ship)")
+    step = int(read_checkpoint(state)["step"])
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file() and int(read_checkpoint(last)["step"]) >= step:
+        return int(read_checkpoint(last)["step"])
+    last.parent.mkdir(parents=True, exist_ok=True)
+    for source, target in [(state, last)] + [(model_dir / name, run_dir / name) for name in RUN_FILES]:
+        if source.is_file():
+            with replacing(target) as temporary:
+                shutil.copyfile(source, temporary)
+    return step
 
 
 def run_checkpoint(run_dir: Path) -> Path:

@@ -432,17 +432,20 @@ def _as_tensors(trajectory: Trajectory, position: np.ndarray) -> dict[str, torch
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """One-step samples: `input_frames` consecutive positions plus the target frame after them.
+    """One-step samples: `input_frames` consecutive positions plus the target frame after them
+    (and `extra_frames` more, for pushforward).
 
     Sample i of a split is frames `[s, s + input_frames]` of the trajectory it falls in, where the
     samples of trajectory k are numbered after those of trajectories 0..k-1 and s counts from 0.
     """
 
-    def __init__(self, folder: str | os.PathLike, split: str = "train", input_frames: int = INPUT_FRAMES):
+    def __init__(self, folder: str | os.PathLike, split: str = "train", input_frames: int = INPUT_FRAMES,
+                 extra_frames: int = 0):
         self.metadata = read_metadata(folder)
         self.file = split_file(folder, split, self.metadata)
-        self.file.min_frames = input_frames + 1
-        self.window = input_frames + 1
+        self.input_frames = input_frames
+        self.window = input_frames + 1 + extra_frames  # extra: the true frames a pushforward unrolls to
+        self.file.min_frames = self.window
         lengths = self.file.sequence_lengths()
         for k, length in enumerate(lengths):
             if length < self.window:
@@ -450,7 +453,12 @@ class WindowDataset(torch.utils.data.Dataset):
                     f"{self.file.path} trajectory {self.file.names[k]}: 'position' has {length} frames, "
                     f"fewer than the {self.window} needed"
                 )
-        self.offsets = np.cumsum([0] + [length - input_frames for length in lengths])
+        self.offsets = np.cumsum([0] + [length - self.window + 1 for length in lengths])
+        self._particles = [self.file.shape(k)[1] for k in range(len(lengths))]
+
+    def mean_particles(self) -> float:
+        """Particles per sample, averaged over the samples."""
+        return float(np.dot(np.diff(self.offsets), self._particles) / self.offsets[-1])
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

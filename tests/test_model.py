@@ -8,7 +8,7 @@ import torch
 
 from gnsim import WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
-from gnsim.noise import add_training_noise, random_walk_noise
+from gnsim.strategies import add_training_noise, random_walk_noise
 from gnsim.rollout import rollout
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -16,10 +16,10 @@ from torch_geometric.data import Batch, Data
 
 from gnsim.dataset import WindowDataset
 from gnsim.learned_simulator import connectivity
-from gnsim.noise import add_training_noise
+from gnsim.strategies import add_training_noise
 
 
-def _generator(seed: int, *key: int) -> torch.Generator:
+def seeded_generator(seed: int, *key: int) -> torch.Generator:
     """A torch generator seeded from `seed` and `key` (numpy's SeedSequence mixes them)."""
     state = np.random.SeedSequence([seed, *key]).generate_state(2, np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
@@ -65,7 +65,7 @@ class WindowSampler(torch.utils.data.Sampler):
         epoch, batch = divmod(self.start_step, self.steps_per_epoch)
         while True:
             order = (
-                torch.randperm(self.num_samples, generator=_generator(self.seed, epoch))
+                torch.randperm(self.num_samples, generator=seeded_generator(self.seed, epoch))
                 if self.shuffle
                 else torch.arange(self.num_samples)
             )
@@ -81,7 +81,8 @@ class NoisyWindows(torch.utils.data.Dataset):
 
     Fields: `position` [N, C, D] noisy inputs, `target` [N, D] next position (see `add_training_noise`),
     `particle_type` [N], `edge_index` [2, E] (radius graph of the noisy last input positions,
-    built here so that DataLoader workers do it beside the training step), `material` [N, P].
+    built here so that DataLoader workers do it beside the training step), `material` [N, P], and
+    for windows with extra frames `truth` [N, K + 1, D], the clean frames from the target on.
     """
 
     def __init__(
@@ -112,11 +113,12 @@ class NoisyWindows(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Data:
         index, stream_position = key
         sample = self.windows[index]
-        sequence = sample["position"].transpose(0, 1)  # [N, C + 1, D], particle-major
-        position, target = sequence[:, :-1], sequence[:, -1]
+        sequence = sample["position"].transpose(0, 1)  # [N, C + 1 + K, D], particle-major
+        inputs = self.windows.input_frames
+        position, target = sequence[:, :inputs], sequence[:, inputs]
         particle_type = sample["particle_type"]
         if self.noise_std > 0:
-            generator = _generator(
+            generator = seeded_generator(
                 self.seed, 1 << 20, stream_position
             )  # a stream apart from the shuffles'
             position, target = add_training_noise(
@@ -139,6 +141,8 @@ class NoisyWindows(torch.utils.data.Dataset):
             edge_index=edge_index,
             num_nodes=len(particle_type),
         )
+        if sequence.shape[1] > inputs + 1:  # pushforward: the true frames from the target on
+            graph.truth = sequence[:, inputs:]
         if self.material_features:
             graph.material = material_per_particle(
                 sample, self.material_key, self.material_features, len(particle_type)

@@ -28,6 +28,16 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 matmuls of the
+    model's shapes ran 2.8x float32's (docs/training.md); elsewhere torch emulates them, slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def dataset_folder(data, master: bool = True, distributed: bool = False) -> Path:
     """`data` itself, or, for a dataset in another format, its conversion (made once, by rank 0)."""
     if not Path(data).is_dir():

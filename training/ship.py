@@ -1,7 +1,10 @@
 """Ship a trained model: `python -m training.ship RUN_DIR models/NAME [--checkpoint FILE]`.
 
 Writes models/NAME/model.pt (weights and configs only, loadable with `weights_only=True`),
-config.yaml (the run's config and dataset) and command.txt (the command that trained it). The
+config.yaml (the run's config and dataset), command.txt (the command that trained it), and what
+continuing the run on another machine needs: state.pt (the run's last checkpoint: weights,
+optimiser and RNG state, step) and metrics.jsonl (its learning curve so far); `python -m
+training.train --resume --from models/NAME --out RUN --data DATA` continues it exactly. The
 scorecard and GIF come from `training.rollout models/NAME` and `viz.render`, run on the result.
 """
 
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from gnsim.checkpoint import CheckpointError, read_checkpoint, run_checkpoint, slim_checkpoint
+from gnsim.atomic import replacing
+from gnsim.checkpoint import RUN_FILES, STATE, CheckpointError, read_checkpoint, run_checkpoint, slim_checkpoint
 
 
 def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
@@ -25,11 +29,13 @@ def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir / name}: not found; is {run_dir} a training run folder?")
     out.mkdir(parents=True, exist_ok=True)
-    temporary = out / ".model.pt.partial"
-    torch.save(slim, temporary)
-    temporary.replace(out / "model.pt")
-    for name in ("config.yaml", "command.txt"):
-        shutil.copyfile(run_dir / name, out / name)
+    with replacing(out / "model.pt") as temporary:
+        torch.save(slim, temporary)
+    copies = {STATE: run_dir / "checkpoints" / "last.pt", **{name: run_dir / name for name in RUN_FILES}}
+    for name, source in copies.items():
+        if source.is_file():
+            with replacing(out / name) as temporary:
+                shutil.copyfile(source, temporary)
     return out / "model.pt"
 
 

@@ -39,21 +39,26 @@ from gnsim.checkpoint import (
     read_checkpoint,
     save_checkpoint,
     set_rng_state,
+    start_from_model,
 )
 from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.metrics import SCORECARD, losing_rows, selection_score
 from gnsim.scorecard import aggregates, score
+from gnsim.strategies import pushforward_target
 from training.config import (
     DEFAULTS,
     TrainingError,
+    derived_from_data,
+    layered,
     learning_rate,
     load_config,
     parse_overrides,
+    pushforward_schedule,
     read_yaml,
 )
-from training.data import NoisyWindows, WindowSampler, make_loader, material_per_particle
-from training.environment import dataset_folder, load_metadata, pick_device
+from training.data import NoisyWindows, WindowSampler, seeded_generator, make_loader, material_per_particle
+from training.environment import dataset_folder, load_metadata, native_bf16, pick_device
 from training.loss import one_step_loss
 
 
@@ -75,13 +80,9 @@ def train(
     if distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
-    if config["batch_size"] % world_size:
-        raise TrainingError(
-            f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
-        )
     if config["threads"]:
         torch.set_num_threads(config["threads"])
-    use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and device.type == "cuda")
+    use_amp = config["amp"] == "bf16" or (config["amp"] == "auto" and (device.type == "cuda" or native_bf16()))
     if device.type == "cuda":
         # TF32 matmuls: float32 range, tensor-core speed, ~1e-3 relative precision.
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -92,8 +93,14 @@ def train(
     # ---- data ---------------------------------------------------------------------------------
     data = dataset_folder(data, master, distributed)
     metadata = load_metadata(data)
+    pushforward = pushforward_schedule(config)
+    windows = WindowDataset(data, "train", config["input_frames"], pushforward.max_unroll if pushforward else 0)
+    config = {**config, **derived_from_data(config, metadata, windows.mean_particles(), world_size)}
     model_config = SimulatorConfig.from_dict(config)
-    windows = WindowDataset(data, "train", model_config.input_frames)
+    if config["batch_size"] % world_size:
+        raise TrainingError(
+            f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
+        )
     material_key = config["material_key"] if model_config.material_features else None
     if material_key and material_key not in windows[0]:
         raise TrainingError(
@@ -198,14 +205,22 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
+            position, target, edge_index = batch.position, batch.target, batch.edge_index
+            material = getattr(batch, "material", None)
+            unroll = pushforward.draw(step, seeded_generator(config["seed"], 2 << 20, step)) if pushforward else 0
+            if unroll:  # the model's own predictions become the inputs (no gradient through them)
+                with torch.no_grad(), autocast:
+                    for k in range(unroll):
+                        next_position = simulator.predict_position(
+                            position, batch.particle_type, batch=batch.batch, material=material,
+                            kinematic_position=batch.truth[:, k])
+                        position = torch.cat([position[:, 1:], next_position[:, None]], dim=1)
+                target = pushforward_target(batch.truth, position, unroll,
+                                            config["correct_position_noise"], simulator.displacement)
+                edge_index = simulator.connectivity(position[:, -1], batch.batch)
             with autocast:
-                predicted = model(
-                    batch.position,
-                    batch.particle_type,
-                    batch.edge_index,
-                    material=getattr(batch, "material", None),
-                )
-            target = simulator.normalized_acceleration_target(batch.target, batch.position)
+                predicted = model(position, batch.particle_type, edge_index, material=material)
+            target = simulator.normalized_acceleration_target(target, position)
             loss = one_step_loss(predicted.float(), target, batch.particle_type, distributed)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -403,6 +418,11 @@ def main(argv: list[str] | None = None) -> None:
         help="continue the run in --out from its last checkpoint (its config.yaml, then overrides)",
     )
     parser.add_argument(
+        "--from", dest="from_model", type=Path, default=None,
+        help="with --resume: a shipped model folder (models/NAME) whose state.pt starts --out, "
+        "unless --out is already further on: continues its run on another machine",
+    )
+    parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)"
     )
     parser.add_argument(
@@ -414,15 +434,15 @@ def main(argv: list[str] | None = None) -> None:
         if args.resume:
             if args.out is None:
                 raise TrainingError("--resume needs --out RUN_DIR, the run to continue")
+            if args.from_model:
+                start_from_model(args.from_model, Path(args.out))
             saved = Path(args.out) / "config.yaml"
             if not saved.is_file():
                 raise TrainingError(f"{saved}: not found; is {args.out} a run folder?")
-            config = {
-                **DEFAULTS,
-                **read_yaml(saved, extra_keys=("data",)),
-                **parse_overrides(overrides),
-            }
+            config = layered(DEFAULTS, read_yaml(saved, extra_keys=("data",)), parse_overrides(overrides))
         else:
+            if args.from_model:
+                raise TrainingError("--from continues a shipped run: pass --resume too")
             config = load_config(args.config, overrides)
         data = args.data or config.pop("data", None) or "datasets/water"
         config.pop("data", None)
