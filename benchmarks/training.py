@@ -36,8 +36,8 @@ from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectiv
 from gnsim.strategies import add_training_noise
 from simulators.generate import generate
 from training.config import derived_from_data, load_config
-from training.train import train
 from training.loss import one_step_loss
+from training.train import train
 
 BOUNDS = [[0.1, 0.9], [0.1, 0.9]]  # WaterDrop's
 CONNECTIVITY_RADIUS = 0.015

@@ -1,5 +1,7 @@
 """gnsim: learned particle simulation after "Learning to Simulate Complex Physics with Graph Networks"."""
 
+import importlib
+
 from gnsim.dataset import (
     INPUT_FRAMES,
     KINEMATIC_PARTICLE,
@@ -14,8 +16,18 @@ from gnsim.dataset import (
     split_file,
     validate,
 )
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
-from gnsim.neighbors import radius_graph
+
+# The model and the neighbour search load on first use: the simulators need only the dataset
+# format, and importing torch_geometric costs them seconds.
+_LAZY = {"LearnedSimulator": "gnsim.learned_simulator", "SimulatorConfig": "gnsim.learned_simulator",
+         "radius_graph": "gnsim.neighbors"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gnsim' has no attribute {name!r}")
+
 
 __all__ = [
     "INPUT_FRAMES",

@@ -10,36 +10,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE, wall_bounds
-from gnsim.periodic import PeriodicBox, difference
+from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
+from gnsim.domain import Domain, difference, periodic_box
 
 
 def gravity_per_frame(metadata: dict) -> tuple[np.ndarray, str]:
     """Gravity as a per-frame² acceleration [D], and where it came from.
 
-    The simulator's own constant is the right one: `gravity` (m/s², a vector or the scalar of the
-    last axis) at the top level of the metadata or under `scene`/`params`/`simulator_params`,
-    times dt². Without it, `acc_mean` (the mean per-frame acceleration of the training split) is
-    the only estimate; it is smaller than gravity wherever walls hold the material up.
+    The simulator's own constant is the right one: the metadata's `gravity` (`gnsim.domain`
+    reads it) times dt². Without it, `acc_mean` (the mean per-frame acceleration of the training
+    split) is the only estimate; it is smaller than gravity wherever walls hold the material up.
     """
-    dim, dt = int(metadata["dim"]), float(metadata["dt"])
-    for container in (metadata, *(metadata.get(key) for key in ("scene", "params", "simulator_params"))):
-        if isinstance(container, dict) and container.get("gravity") is not None:
-            gravity = np.asarray(container["gravity"], dtype=np.float64)
-            if gravity.ndim == 0:  # a scalar acts along the last (vertical) axis
-                gravity = np.eye(dim)[-1] * gravity
-            if gravity.shape != (dim,):
-                raise ValueError(f"metadata 'gravity' must have {dim} entries, got {gravity.tolist()}")
-            return gravity * dt**2, "gravity"
+    gravity = Domain.from_metadata(metadata).gravity_per_frame()
+    if gravity is not None:
+        return gravity, "gravity"
     return np.asarray(metadata["acc_mean"], dtype=np.float64), "acc_mean"
 
 
 def constant_acceleration_rollout(position: np.ndarray, particle_type: np.ndarray, acceleration,
                                   input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None,
-                                  box: PeriodicBox | None = None) -> np.ndarray:
+                                  box: Domain | None = None) -> np.ndarray:
     """Rollout [T, N, D] from the last input velocity, adding `acceleration` (per frame²) each step.
 
-    With `walls` ([D, 2], see `gnsim.dataset.wall_bounds`) each new position is clamped into them and the
+    With `walls` ([D, 2], `gnsim.domain.Domain.walls`) each new position is clamped into them and the
     velocity is what the clamped step moved, as a model with `hard_walls` is rolled out.
     """
     position = np.asarray(position, dtype=np.float64)
@@ -73,7 +66,7 @@ def constant_velocity_gravity_rollout(position: np.ndarray, particle_type: np.nd
 
 def constant_acceleration_one_step(position: np.ndarray, acceleration=0.0,
                                    input_frames: int = INPUT_FRAMES, walls: np.ndarray | None = None,
-                                   box: PeriodicBox | None = None) -> np.ndarray:
+                                   box: Domain | None = None) -> np.ndarray:
     """One-step predictions [T - input_frames, N, D] of frames input_frames.. from true history."""
     position = np.asarray(position, dtype=np.float64)
     current, previous = position[input_frames - 1:-1], position[input_frames - 2:-2]
@@ -94,8 +87,8 @@ def baseline_predictions(position: np.ndarray, particle_type: np.ndarray, metada
     the walls, which are not learned, do not count as the model's gain.
     """
     gravity = gravity_per_frame(metadata)[0]
-    walls = wall_bounds(metadata) if hard_walls else None
-    box = PeriodicBox.from_metadata(metadata)
+    walls = Domain.from_metadata(metadata).walls if hard_walls else None
+    box = periodic_box(metadata)
     return {
         name: (constant_acceleration_rollout(position, particle_type, acceleration, input_frames, walls, box),
                constant_acceleration_one_step(position, acceleration, input_frames, walls, box))

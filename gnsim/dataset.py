@@ -22,15 +22,13 @@ import numpy as np
 import torch
 
 from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.domain import KINEMATIC_PARTICLE, PARTICLE_TYPES, Domain
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
-# Particle type ids of the GNS datasets (learning_to_simulate).
-PARTICLE_TYPES = {0: "rigid", 3: "boundary", 5: "water", 6: "sand", 7: "goop"}
 NEIGHBOUR_FRAME_STRIDE = 10  # frames between neighbour counts for `mean_neighbours`
 OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box sizes are corrupt
 CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
-KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
 REQUIRED_METADATA = (
     "bounds", "sequence_length", "default_connectivity_radius", "dim", "dt",
@@ -58,18 +56,21 @@ class MotionStatistics:
 
     Velocity is the finite difference `x[t+1] - x[t]` and acceleration `x[t+2] - 2 x[t+1] + x[t]`,
     per frame (not divided by dt), over every non-kinematic particle and frame, per axis: the
-    convention of DeepMind's `learning_to_simulate` metadata. Each trajectory's count, mean and
-    sum of squared deviations are merged with Chan et al.'s pairwise update, so that a single
-    pass over the training split gives the population (ddof=0) statistics without cancellation.
+    convention of DeepMind's `learning_to_simulate` metadata; in a periodic `domain` a velocity is
+    the minimum image, not the box-length jump of a particle that wraps. Each trajectory's count,
+    mean and sum of squared deviations are merged with Chan et al.'s pairwise update, so that a
+    single pass over the training split gives the population (ddof=0) statistics without
+    cancellation.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, domain: Domain | None = None):
         self.velocity = _Moments(dim)
         self.acceleration = _Moments(dim)
+        self.domain = domain
 
     def add(self, position: np.ndarray, particle_type: np.ndarray) -> None:
         x = position[:, particle_type != KINEMATIC_PARTICLE].astype(np.float64)
-        velocity = np.diff(x, axis=0)
+        velocity = np.diff(x, axis=0) if self.domain is None else self.domain.difference(x[1:], x[:-1])
         self.velocity.add(velocity.reshape(-1, x.shape[-1]))
         self.acceleration.add(np.diff(velocity, axis=0).reshape(-1, x.shape[-1]))
 
@@ -136,7 +137,11 @@ class DatasetWriter:
             "format_version": FORMAT_VERSION,
             **(metadata or {}),
         }
-        self.statistics = MotionStatistics(dim)
+        try:
+            domain = Domain.from_metadata(self.metadata)
+        except ValueError as error:
+            raise DatasetError(f"{self.folder / 'metadata.json'}: {error}") from None
+        self.statistics = MotionStatistics(dim, domain)
         self._neighbours = [0, 0]  # neighbour pairs and particle-frames counted on the train split
         self._digests: dict[str, hashlib._Hash] = {}
         self._files: dict[str, h5py.File] = {}
@@ -261,16 +266,6 @@ def read_metadata(folder: str | os.PathLike) -> dict:
         if np.shape(metadata[key]) != (dim,):
             raise DatasetError(f"{path}: {key!r} must have {dim} entries, got {metadata[key]!r}")
     return metadata
-
-
-def wall_bounds(metadata: dict) -> np.ndarray:
-    """[D, 2] lower and upper walls of the box; a periodic axis has none (+-inf)."""
-    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
-    periodic = np.asarray(
-        metadata.get("periodic_boundary_conditions", [False] * len(bounds)), dtype=bool
-    )
-    bounds[periodic] = [-np.inf, np.inf]
-    return bounds
 
 
 def _check_trajectory(name: str, position: np.ndarray, particle_type: np.ndarray, dim: int) -> None:

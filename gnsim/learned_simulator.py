@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gnsim.conserving_decoder import ConservativeDecoder
-from gnsim.dataset import KINEMATIC_PARTICLE, wall_bounds
+from gnsim.domain import KINEMATIC_PARTICLE, Domain, minimum_image, wrap
 from gnsim.graph_network import EncodeProcessDecode
 from gnsim.neighbors import radius_graph
 from gnsim.normalization import Normalizer
@@ -88,15 +88,13 @@ class LearnedSimulator(nn.Module):
         self.wall_scales = [self.connectivity_radius] + (
             [config.wall_feature_range] if config.wall_feature_range else []
         )
-        self.bounds = [[float(lo), float(hi)] for lo, hi in metadata["bounds"]]
-        self.periodic = [
-            bool(p) for p in metadata.get("periodic_boundary_conditions", [False] * dim)
-        ]
+        domain = Domain.from_metadata(metadata)
+        self.bounds = domain.bounds.tolist()
+        self.periodic = domain.periodic.tolist()
         # Not saved: a trained model takes the bounds of the dataset it rolls out on.
         self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32), persistent=False)
         self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
-        walls = torch.tensor(wall_bounds(metadata), dtype=torch.float32)
-        self.register_buffer("walls", walls, persistent=False)
+        self.register_buffer("walls", torch.tensor(domain.walls, dtype=torch.float32), persistent=False)
         self.velocity_normalizer = Normalizer(
             metadata["vel_mean"], metadata["vel_std"], config.noise_std
         )
@@ -122,7 +120,7 @@ class LearnedSimulator(nn.Module):
         if config.conserve_momentum:  # one gate per wall: lower and upper on each axis
             decoder = ConservativeDecoder(config.latent_size, config.mlp_hidden_size,
                                           config.mlp_num_hidden_layers, dim, num_gates=2 * dim,
-                                          constant=self.gravity(metadata))
+                                          constant=self.gravity(domain))
         self.graph_network = EncodeProcessDecode(
             node_input_size=node_input_size,
             edge_input_size=dim + 1,
@@ -137,28 +135,23 @@ class LearnedSimulator(nn.Module):
             decoder=decoder,
         )
 
-    def gravity(self, metadata: dict) -> torch.Tensor | None:
+    def gravity(self, domain: Domain) -> torch.Tensor | None:
         """Gravity as a normalised acceleration per frame, g dt^2, when the metadata gives it.
 
         The conserving decoder then takes it as its constant: blocks away from walls fall with
         exactly g. Learned instead, the constant took many steps to get there (0.21 g at step 2000
         of the `quick` run), as water resting in deep pools pulls it towards 0.
         """
-        if "gravity" not in metadata:
-            return None
-        gravity = torch.as_tensor(metadata["gravity"], dtype=torch.float64) * float(metadata["dt"]) ** 2
-        return self.acceleration_normalizer(gravity.float())
+        gravity = domain.gravity_per_frame()
+        return None if gravity is None else self.acceleration_normalizer(torch.as_tensor(gravity).float())
 
     # -- geometry ----------------------------------------------------------------------------
 
     def displacement(self, to: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
         """`to - origin`, minimum-image on periodic axes."""
-        difference = to - origin
         if any(self.periodic):
-            side = self.boundaries[:, 1] - self.boundaries[:, 0]
-            wrapped = difference - side * torch.round(difference / side)
-            difference = torch.where(self.periodic_axes, wrapped, difference)
-        return difference
+            return minimum_image(to - origin, self.boundaries[:, 1] - self.boundaries[:, 0], self.periodic_axes)
+        return to - origin
 
     def connectivity(
         self, position: torch.Tensor, batch: torch.Tensor | None = None
@@ -255,8 +248,7 @@ class LearnedSimulator(nn.Module):
         next_position = most_recent_position + velocity + acceleration
         if any(self.periodic):
             lower, upper = self.boundaries[:, 0], self.boundaries[:, 1]
-            wrapped = lower + torch.remainder(next_position - lower, upper - lower)
-            next_position = torch.where(self.periodic_axes, wrapped, next_position)
+            next_position = wrap(next_position, lower, upper - lower, self.periodic_axes)
         if self.config.hard_walls:
             next_position = torch.clamp(next_position, self.walls[:, 0], self.walls[:, 1])
         return next_position

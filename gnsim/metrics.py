@@ -5,7 +5,7 @@ Conventions (those of the GNS evaluation, Sanchez-Gonzalez et al. 2020, and of o
 - kinematic (boundary, type 3) particles are prescribed, so they are left out of every metric;
 - frame t of a rollout is compared with frame t of the ground truth; the first `input_frames`
   frames are the given history, so horizon h covers the h predicted frames after them;
-- in a periodic box (`box`, a `gnsim.periodic.PeriodicBox`) every difference of positions, an
+- in a periodic box (`box`, a `gnsim.domain.Domain`) every difference of positions, an
   error or a velocity, is the minimum image.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gnsim.dataset import INPUT_FRAMES, KINEMATIC_PARTICLE
-from gnsim.periodic import PeriodicBox, difference
+from gnsim.domain import Domain, difference, periodic_box
 
 HORIZONS = (1, 5, 10, 20, 100)  # 5 and 20: LagrangeBench's MSE5 and MSE20
 # A particle further outside the domain than this fraction of the domain's extent has escaped.
@@ -40,14 +40,14 @@ def _moving(particle_type, count: int, device) -> torch.Tensor:
     return torch.as_tensor(particle_type, device=device) != KINEMATIC_PARTICLE
 
 
-def position_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
+def position_mse(predicted, target, particle_type=None, box: Domain | None = None) -> np.ndarray:
     """Per-frame MSE [T] of positions over non-kinematic particles and coordinates."""
     predicted, target = _as_tensor(predicted), _as_tensor(target)
     mask = _moving(particle_type, predicted.shape[1], predicted.device)
     return (difference(predicted, target, box)[:, mask] ** 2).mean(dim=(1, 2)).cpu().numpy()
 
 
-def one_step_mse(predicted, target, particle_type=None, box: PeriodicBox | None = None) -> float:
+def one_step_mse(predicted, target, particle_type=None, box: Domain | None = None) -> float:
     """MSE of one-step predictions (each made from ground-truth history) against the true frames."""
     return float(np.mean(position_mse(predicted, target, particle_type, box)))
 
@@ -66,7 +66,7 @@ def horizon_mse(frame_mse: np.ndarray, input_frames: int = INPUT_FRAMES,
     return result
 
 
-def kinetic_energy(position, dt: float, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
+def kinetic_energy(position, dt: float, particle_type=None, box: Domain | None = None) -> np.ndarray:
     """Kinetic energy [T-1] of the non-kinematic particles, unit mass each: E = sum_i |v_i|^2 / 2.
 
     Velocities are finite differences v(t + 1/2) = (x(t+1) - x(t)) / dt with the dataset's dt (s).
@@ -79,14 +79,14 @@ def kinetic_energy(position, dt: float, particle_type=None, box: PeriodicBox | N
 
 
 def kinetic_energy_error(predicted, target, dt: float, particle_type=None,
-                         box: PeriodicBox | None = None) -> np.ndarray:
+                         box: Domain | None = None) -> np.ndarray:
     """Absolute kinetic-energy error [T-1] of a rollout over time, |E_predicted - E_true|."""
     energy = kinetic_energy(predicted, dt, particle_type, box)
     return np.abs(energy - kinetic_energy(target, dt, particle_type, box))
 
 
 def kinetic_energy_relative_error(predicted, target, dt: float, particle_type=None,
-                                  start: int = 0, box: PeriodicBox | None = None) -> float:
+                                  start: int = 0, box: Domain | None = None) -> float:
     """The kinetic-energy error relative to the true energy from frame `start` on:
     sum_t |E_predicted - E_true| / sum_t E_true (NaN if the truth is at rest throughout)."""
     energy = kinetic_energy(target, dt, particle_type, box)[start:]
@@ -95,7 +95,7 @@ def kinetic_energy_relative_error(predicted, target, dt: float, particle_type=No
     return float(error.sum()) / total if total > 0 else math.nan
 
 
-def nearest_neighbour_spacing(position, particle_type=None, box: PeriodicBox | None = None) -> np.ndarray:
+def nearest_neighbour_spacing(position, particle_type=None, box: Domain | None = None) -> np.ndarray:
     """Per-frame median distance [T] (metres) from each moving particle to its nearest other one.
 
     The material's structure: a liquid keeps its rest spacing, a spray spreads it, a collapse
@@ -141,7 +141,7 @@ def blow_up_frame(position, bounds, particle_type=None,
 
 
 def sinkhorn_distance(predicted, target, blur: float, particle_type=None,
-                      max_particles: int | None = None, seed: int = 0, box: PeriodicBox | None = None) -> np.ndarray:
+                      max_particles: int | None = None, seed: int = 0, box: Domain | None = None) -> np.ndarray:
     """Per-frame optimal-transport distance [T] (metres) between predicted and true particle sets.
 
     The debiased Sinkhorn divergence S_eps (Feydy et al., AISTATS 2019) with cost |x - y|^2 / 2 and
@@ -185,7 +185,7 @@ def evaluate_rollout(predicted, target, particle_type, metadata: dict, *, one_st
     """
     dt = float(metadata["dt"])
     bounds = metadata["bounds"]
-    box = PeriodicBox.from_metadata(metadata)
+    box = periodic_box(metadata)
     frame_mse = position_mse(predicted, target, particle_type, box)
     energy_error = kinetic_energy_error(predicted, target, dt, particle_type, box)
     outside = fraction_outside(predicted, bounds, particle_type)

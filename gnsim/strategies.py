@@ -8,6 +8,8 @@ integrate that velocity noise with dt = 1, the first input position stays clean.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from gnsim.dataset import KINEMATIC_PARTICLE
@@ -81,7 +83,7 @@ class PushforwardSchedule:
     def __init__(self, unlock_steps: list[int], weights: list[float]):
         if len(unlock_steps) != len(weights) or not unlock_steps or unlock_steps[0] != 0:
             raise ValueError("pushforward_unlock_steps must start at 0 and have one entry per pushforward_weights")
-        if any(b < a for a, b in zip(unlock_steps, unlock_steps[1:])) or min(weights) <= 0:
+        if any(b < a for a, b in itertools.pairwise(unlock_steps)) or min(weights) <= 0:
             raise ValueError("pushforward_unlock_steps must not decrease and pushforward_weights must be positive")
         self.unlock_steps, self.weights = list(unlock_steps), torch.tensor(weights, dtype=torch.float64)
 

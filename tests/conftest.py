@@ -8,11 +8,22 @@ with particle interactions, written through DatasetWriter like every other datas
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from gnsim import DatasetWriter
+
+# Real data no one here wrote, in the shared/ folder beside the checkout (and CI's clone).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def needs_shared(name: str):
+    """Skip a test, naming the folder, where shared/data/NAME is absent (a clone elsewhere)."""
+    return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(), reason=f"{SHARED_DATA / name} is absent")
+
 
 BOUNDS = [[0.0, 1.0], [0.0, 1.0]]
 SPACING = 0.05

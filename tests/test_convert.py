@@ -10,7 +10,6 @@ or the real dataset in shared/data.
 import json
 import shutil
 import struct
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,11 +24,10 @@ from benchmarks.deepmind_tfrecord import (
 from gnsim import DatasetError, TrajectoryFile, read_metadata, validate
 from gnsim.convert import convert, detect_format, ensure_dataset
 from gnsim.convert.__main__ import main
+from tests.conftest import SHARED_DATA, needs_shared
 
-# The real LagrangeBench dataset in the shared/ folder that lies beside the checkout (and CI's clone).
-LAGRANGEBENCH = str(
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "lagrangebench-3D_LJ_3"
-)
+LAGRANGEBENCH = str(SHARED_DATA / "lagrangebench-3D_LJ_3")
+needs_lagrangebench = needs_shared("lagrangebench-3D_LJ_3")
 RNG = np.random.default_rng(0)
 
 
@@ -371,6 +369,7 @@ def test_gns_npz_with_the_wrong_dimension_names_file_and_record(tmp_path, capsys
 # LagrangeBench
 
 
+@needs_lagrangebench
 def test_real_lagrangebench_dataset_converts_with_periodic_box_and_water(tmp_path):
     convert(LAGRANGEBENCH, tmp_path / "lj")
     metadata = validate(tmp_path / "lj")
@@ -459,6 +458,7 @@ def test_ensure_dataset_converts_once_beside_the_source_and_notices_changes(tmp_
     assert read_metadata(tmp_path / "WaterDrop.gnsim")["sequence_length"] == 12
 
 
+@needs_lagrangebench
 def test_ensure_dataset_of_a_read_only_folder_caches_under_xdg_cache_home(tmp_path, monkeypatch):
     # Our own read-only copy: shared/ may be writable (it is, to root), and must stay untouched.
     source = tmp_path / "readonly" / "lagrangebench-3D_LJ_3"
@@ -485,6 +485,7 @@ def test_cli_help_and_success_line(tmp_path, capsys):
     assert capsys.readouterr().out == f"wrote {tmp_path / 'dst'} (DeepMind TFRecord -> gnsim)\n"
 
 
+@needs_lagrangebench
 def test_export_errors_name_the_users_file_not_our_intermediate_copy(tmp_path):
     # LagrangeBench's splits differ in length (1214 and 405 frames); DeepMind's reader needs one.
     with pytest.raises(DatasetError) as error:

@@ -15,8 +15,9 @@ from gnsim import DatasetError, read_metadata
 from gnsim.convert import convert, detect_format
 from gnsim.convert.taichi_mpm import split_of
 from gnsim.dataset import TrajectoryDataset
+from tests.conftest import SHARED_DATA, needs_shared
 
-GEO_SAND = Path(__file__).resolve().parents[2] / "shared" / "data" / "geoelements-sand2d"
+GEO_SAND = SHARED_DATA / "geoelements-sand2d"
 
 
 def taichi_folder(folder: Path, angles: list[float], frames: int = 8, **changes) -> Path:
@@ -70,7 +71,7 @@ def test_a_friction_angle_outside_0_90_is_refused(tmp_path):
         convert(source, tmp_path / "ours")
 
 
-@pytest.mark.skipif(not GEO_SAND.is_dir(), reason=f"{GEO_SAND} is absent")
+@needs_shared("geoelements-sand2d")
 def test_the_shared_geoelements_sand_converts_30_5_5(tmp_path):
     out = convert(GEO_SAND, tmp_path / "geo-sand")
     metadata = read_metadata(out)

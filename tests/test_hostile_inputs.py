@@ -29,7 +29,9 @@ GENERATE = {"frames": 8, "device": "cpu"}
 
 
 def test_metadata_whose_gravity_disagrees_with_dim_is_one_line(tmp_path, capsys):
-    data = write_dataset(tmp_path / "data", train=1, valid=0, gravity=[0.0, -9.81, 0.0])
+    data = write_dataset(tmp_path / "data", train=1, valid=0)  # then edited as a foreign file may be
+    metadata = json.loads((tmp_path / "data" / "metadata.json").read_text())
+    (tmp_path / "data" / "metadata.json").write_text(json.dumps({**metadata, "gravity": [0.0, -9.81, 0.0]}))
     message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"),
                         *TINY], capsys)
     assert message.endswith("(metadata 'gravity' must have 2 entries, got [0.0, -9.81, 0.0])")

@@ -8,8 +8,8 @@ import torch
 
 from gnsim import WindowDataset, read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
-from gnsim.strategies import add_training_noise, random_walk_noise
 from gnsim.rollout import rollout
+from gnsim.strategies import add_training_noise, random_walk_noise
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

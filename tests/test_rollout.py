@@ -9,6 +9,7 @@ import torch
 
 from gnsim import TrajectoryFile, read_metadata
 from gnsim.metrics import SCORECARD
+from tests.conftest import needs_shared
 from tests.test_training import tiny_config
 from training.rollout import evaluate, hold_last_finite_frame, main
 from training.train import train
@@ -111,6 +112,7 @@ def test_bad_input_is_one_line(trained_run, falling_blocks, capsys, arguments, m
     assert message in error and error.count("\n") == 1
 
 
+@needs_shared("lagrangebench-3D_LJ_3")
 def test_the_real_lagrangebench_dataset_converts_trains_and_rolls_out(tmp_path, capsys):
     # 3 Lennard-Jones particles in a periodic box of side 5 (shared/data, beside the checkout).
     from tests.test_convert import LAGRANGEBENCH

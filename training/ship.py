@@ -18,7 +18,14 @@ from pathlib import Path
 import torch
 
 from gnsim.atomic import replacing
-from gnsim.checkpoint import RUN_FILES, STATE, CheckpointError, read_checkpoint, run_checkpoint, slim_checkpoint
+from gnsim.checkpoint import (
+    RUN_FILES,
+    STATE,
+    CheckpointError,
+    read_checkpoint,
+    run_checkpoint,
+    slim_checkpoint,
+)
 
 
 def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:

@@ -57,7 +57,13 @@ from training.config import (
     pushforward_schedule,
     read_yaml,
 )
-from training.data import NoisyWindows, WindowSampler, seeded_generator, make_loader, material_per_particle
+from training.data import (
+    NoisyWindows,
+    WindowSampler,
+    make_loader,
+    material_per_particle,
+    seeded_generator,
+)
 from training.environment import dataset_folder, load_metadata, native_bf16, pick_device
 from training.loss import one_step_loss
 

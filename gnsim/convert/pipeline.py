@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from gnsim.atomic import temporary_path, write_json_atomic
 from gnsim.convert import lagrangebench, npz, taichi_mpm, tfrecord
-from gnsim.convert.source import Source, periodic_axes, unwrap
-from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, MotionStatistics
+from gnsim.convert.source import Source
+from gnsim.dataset import SPLITS, DatasetError, DatasetWriter
 
 READERS = {"tfrecord": tfrecord.read, "npz": npz.read, "lagrangebench": lagrangebench.read,
            "taichi_mpm": taichi_mpm.read}
@@ -80,20 +80,11 @@ def import_source(
 ) -> None:
     """Stream every trajectory of `source` into our format at `folder`."""
     try:
-        periodic = periodic_axes(source.metadata, source.dim)
-    except DatasetError as error:
-        raise DatasetError(f"{source.folder / 'metadata.json'}: {error}") from None
-    # Our writer's statistics difference raw frames; across a periodic wall that step is a box
-    # length, so periodic data get theirs from the unwrapped (minimum-image) motion instead.
-    periodic_statistics = MotionStatistics(source.dim) if periodic is not None else None
-    with DatasetWriter(
-        folder,
-        dim=source.dim,
-        dt=source.dt,
-        bounds=source.bounds,
-        connectivity_radius=source.connectivity_radius,
-        metadata=source.metadata,
-    ) as writer:
+        writer = DatasetWriter(folder, dim=source.dim, dt=source.dt, bounds=source.bounds,
+                               connectivity_radius=source.connectivity_radius, metadata=source.metadata)
+    except DatasetError as error:  # it names our metadata.json; the field came from theirs
+        raise DatasetError(f"{source.folder / 'metadata.json'}: {str(error).split(': ', 1)[-1]}") from None
+    with writer:
         for split, path in source.splits.items():
             count, trajectories = source.trajectories(split)
             for index, trajectory in enumerate(progress(trajectories, total=count, desc=path.name)):
@@ -105,19 +96,12 @@ def import_source(
                     raise DatasetError(
                         f"{path} record {index}: {str(error).split(': ', 1)[-1]}"
                     ) from None
-                if periodic_statistics is not None and split == "train":
-                    periodic_statistics.add(
-                        unwrap(trajectory.position, source.bounds, periodic),
-                        trajectory.particle_type,
-                    )
     metadata = json.loads((folder / "metadata.json").read_text())
     metadata["source"] = {
         **source.provenance(),
         "path": str(source.folder.resolve()),
         "fingerprint": fingerprint(source.folder),
     }
-    if periodic_statistics is not None:
-        metadata.update(periodic_statistics.as_metadata())
     write_json_atomic(folder / "metadata.json", metadata)
 
 

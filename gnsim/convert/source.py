@@ -57,21 +57,3 @@ def available_splits(folder: Path, suffix: str) -> dict[str, Path]:
         found = ", ".join(path.name for path in splits.values()) or "none"
         raise DatasetError(f"{folder / f'train{suffix}'}: missing split 'train' (found: {found})")
     return splits
-
-
-def periodic_axes(metadata: dict, dim: int) -> np.ndarray | None:
-    """`periodic_boundary_conditions` as a bool [dim] mask, or None if no axis is periodic."""
-    periodic = np.asarray(metadata.get("periodic_boundary_conditions", [False] * dim), dtype=bool)
-    if periodic.shape != (dim,):
-        raise DatasetError(
-            f"'periodic_boundary_conditions' must have {dim} entries, got {periodic.tolist()}"
-        )
-    return periodic if periodic.any() else None
-
-
-def unwrap(position: np.ndarray, bounds: list[list[float]], periodic: np.ndarray) -> np.ndarray:
-    """Undo the wrapping into a periodic box, so that frame differences are minimum-image steps."""
-    box = np.diff(np.asarray(bounds, dtype=np.float64), axis=1)[:, 0]
-    step = np.diff(position.astype(np.float64), axis=0)
-    step[..., periodic] -= box[periodic] * np.round(step[..., periodic] / box[periodic])
-    return np.concatenate([position[:1].astype(np.float64), position[:1] + np.cumsum(step, axis=0)])

@@ -19,6 +19,7 @@ import torch
 
 from gnsim.checkpoint import load_run
 from gnsim.dataset import DatasetError, TrajectoryDataset
+from gnsim.domain import Domain
 from training.config import TrainingError
 from training.environment import add_run_arguments
 
@@ -56,8 +57,11 @@ def main() -> None:
     except (DatasetError, TrainingError) as error:
         sys.exit(str(error))
     simulator, metadata, data = run.simulator, run.metadata, run.data
-    gravity = np.asarray(metadata.get("gravity", []), dtype=np.float64)
-    if not gravity.any():
+    try:
+        gravity = Domain.from_metadata(metadata).gravity
+    except ValueError as error:
+        sys.exit(f"{data}: {error}")
+    if gravity is None or not gravity.any():
         sys.exit(f"{data}: the metadata has no nonzero gravity to bin by")
     g = float(np.linalg.norm(gravity))
     down = gravity / g
