@@ -92,3 +92,17 @@ def test_an_absolute_value_on_the_command_line_replaces_the_presets_relative_one
     config = load_config("quick", ["noise_std=1e-4", "batch_size=4"])
     assert config["noise_std_relative"] is None and config["batch_particles"] is None
     assert load_config("quick", ["noise_std_relative=2"])["noise_std_relative"] == 2
+
+
+def test_the_paper_preset_is_the_defaults_and_the_defaults_are_the_published_recipe():
+    paper = load_config("paper")
+    assert paper == load_config("paper", [])
+    published = {"latent_size": 128, "mlp_hidden_size": 128, "mlp_num_hidden_layers": 2,
+                 "message_passing_steps": 10, "shared_weights": False, "aggregation": "sum",
+                 "layer_norm": True, "input_frames": 6, "noise_std": 6.7e-4,
+                 "particle_type_embedding_size": 16, "batch_size": 2, "steps": 20_000_000,
+                 "learning_rate": 1e-4, "learning_rate_final": 1e-6, "learning_rate_decay": 0.1,
+                 "learning_rate_decay_steps": 5_000_000, "self_edges": True,
+                 "conserve_momentum": False, "hard_walls": False, "pushforward": False,
+                 "noise_std_relative": None, "batch_particles": None, "correct_position_noise": False}
+    assert {key: paper[key] for key in published} == published
