@@ -32,10 +32,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gnsim import DatasetWriter
 from gnsim.dataset import WindowDataset, read_metadata
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, connectivity
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.strategies import add_training_noise
 from simulators.generate import generate
 from training.config import derived_from_data, load_config
+from training.environment import native_bf16
 from training.loss import one_step_loss
 from training.train import train
 
@@ -116,15 +117,13 @@ def measure_gnsim(
     particle_type = torch.full((len(sequence),), 5, device=device)
     batch = torch.cat([torch.full((p.shape[1],), k) for k, p in enumerate(trajectories)]).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda" or native_bf16()  # as the trainer's amp=auto
 
     def step() -> torch.Tensor:
         position, target = add_training_noise(
             sequence[:, :-1], sequence[:, -1], particle_type, config["noise_std"], generator
         )
-        edge_index = connectivity(
-            position[:, -1], simulator.connectivity_radius, batch, simulator.bounds
-        )
+        edge_index = simulator.connectivity(position[:, -1], batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             predicted = simulator(position, particle_type, edge_index)
         loss = one_step_loss(
@@ -268,6 +267,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "model": "paper",
+        "bf16": device.type == "cuda" or native_bf16(),
         "batch_size": 2,
         "particles_per_step": particles,
         "edges_per_step": ours["edges_per_step"],

@@ -101,7 +101,7 @@ def load_weights(path: Path, checkpoint: dict, simulator: LearnedSimulator, opti
     """Copy a checkpoint's weights (its weight average when `average` and it kept one) into `simulator`."""
     saved_config = checkpoint.get("model_config", {})
     for key, value in saved_config.items():
-        if key == "hard_walls" or not hasattr(simulator.config, key):  # no weight depends on it
+        if key in ("hard_walls", "material_key") or not hasattr(simulator.config, key):  # no weight depends on it
             continue
         if value != getattr(simulator.config, key):
             raise CheckpointError(f"{path}: checkpoint holds a model of another shape: {key}="

@@ -22,7 +22,7 @@ from torch import nn
 from gnsim.conserving_decoder import ConservativeDecoder
 from gnsim.domain import KINEMATIC_PARTICLE, Domain, minimum_image, wrap
 from gnsim.graph_network import EncodeProcessDecode
-from gnsim.neighbors import radius_graph
+from gnsim.neighbors import Connectivity
 from gnsim.normalization import Normalizer
 
 NUM_PARTICLE_TYPES = 9  # type ids 0..8, as learning_to_simulate
@@ -45,6 +45,7 @@ class SimulatorConfig:
     particle_type_embedding_size: int = 16
     num_particle_types: int = NUM_PARTICLE_TYPES
     material_features: int = 0  # per-particle material parameters appended to the node features
+    material_key: str = "material"  # the per-trajectory extra that holds them
     # True: each predicted position is clamped into the domain's bounds (non-periodic axes), as
     # the simulator's walls keep every particle inside. False (the paper): walls are only learned.
     hard_walls: bool = False
@@ -95,6 +96,7 @@ class LearnedSimulator(nn.Module):
         self.register_buffer("boundaries", torch.tensor(self.bounds, dtype=torch.float32), persistent=False)
         self.register_buffer("periodic_axes", torch.tensor(self.periodic), persistent=False)
         self.register_buffer("walls", torch.tensor(domain.walls, dtype=torch.float32), persistent=False)
+        self.graph = Connectivity(self.connectivity_radius, self.bounds, self.periodic, config.self_edges)
         self.velocity_normalizer = Normalizer(
             metadata["vel_mean"], metadata["vel_std"], config.noise_std
         )
@@ -157,10 +159,7 @@ class LearnedSimulator(nn.Module):
         self, position: torch.Tensor, batch: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Edges [2, E] (sender, receiver) between particles of the same graph within R."""
-        return connectivity(
-            position, self.connectivity_radius, batch, self.bounds, self.periodic,
-            self.config.self_edges,
-        )
+        return self.graph(position, batch)
 
     # -- features ----------------------------------------------------------------------------
 
@@ -282,22 +281,23 @@ class LearnedSimulator(nn.Module):
         return next_position
 
 
-def connectivity(
-    position: torch.Tensor,
-    radius: float,
-    batch: torch.Tensor | None = None,
-    bounds: list | None = None,
-    periodic: list | None = None,
-    self_edges: bool = True,
-) -> torch.Tensor:
-    """The radius-R graph [2, E], sorted by receiver: summing messages then reads memory in order."""
-    edge_index = radius_graph(
-        position, radius, batch=batch, loop=self_edges, bounds=bounds, periodic=periodic
-    )
-    order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
-    return edge_index[:, order]
-
-
 def non_kinematic_mask(particle_type: torch.Tensor) -> torch.Tensor:
     """True for the particles the model predicts (and the loss counts)."""
     return particle_type != KINEMATIC_PARTICLE
+
+
+def material_per_particle(sample: dict, config: SimulatorConfig) -> torch.Tensor | None:
+    """The sample's material parameters as the model reads them, [N, material_features] (a
+    per-trajectory [material_features] is broadcast); None when the model reads none."""
+    features, key = config.material_features, config.material_key
+    if not features:
+        return None
+    if key not in sample:
+        raise ValueError(f"the model expects material parameters but the trajectory has no {key!r} field")
+    material = torch.as_tensor(sample[key], dtype=torch.float32)
+    num_particles = len(sample["particle_type"])
+    if material.numel() == features:
+        return material.reshape(1, features).expand(num_particles, features).contiguous()
+    if material.numel() == num_particles * features:
+        return material.reshape(num_particles, features)
+    raise ValueError(f"field {key!r} has shape {list(material.shape)}; expected [{features}] or [N, {features}]")

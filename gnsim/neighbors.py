@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -168,3 +169,22 @@ def _vesin_pairs(positions: torch.Tensor, radius: float, box: np.ndarray | None)
     # periodic image: keep each ordered pair once (minimum image), sorted for determinism.
     key = torch.unique(receiver.long() * n + sender.long())
     return torch.stack([key % n, key // n])
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """The model's graph (learning_to_simulate's `connectivity_utils`): the radius-R graph of the
+    most recent positions in the dataset's (periodic) box, with each particle's self-edge unless
+    `self_edges` is off, sorted by receiver so that summing messages reads memory in order.
+    Picklable: DataLoader workers build each sample's graph beside the training step."""
+
+    radius: float
+    bounds: list | None = None
+    periodic: list | None = None
+    self_edges: bool = True
+
+    def __call__(self, position: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        edge_index = radius_graph(position, self.radius, batch=batch, loop=self.self_edges,
+                                  bounds=self.bounds, periodic=self.periodic)
+        order = torch.argsort(edge_index[1] * len(position) + edge_index[0])
+        return edge_index[:, order]

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gnsim.baselines import baseline_predictions
-from gnsim.learned_simulator import LearnedSimulator
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, material_per_particle
 from gnsim.metrics import aggregate, evaluate_rollout
 from gnsim.rollout import rollout
 
@@ -61,6 +61,14 @@ def rollouts(simulator: LearnedSimulator, items: list[dict], batch_size: int = 4
         for k, part in zip(chunk, np.split(output, np.cumsum(sizes.numpy())[:-1], axis=1)):
             predicted[k] = part
     return predicted
+
+
+def scorecard_item(trajectory: dict, config: SimulatorConfig, frames: int | None = None) -> dict:
+    """A dataset trajectory as `score` takes it: its first `frames` positions (all by default),
+    particle types, and material parameters when the model reads them (ValueError if missing)."""
+    item = {"position": trajectory["position"][:frames], "particle_type": trajectory["particle_type"]}
+    material = material_per_particle(trajectory, config)
+    return item if material is None else {**item, "material": material}
 
 
 def score(simulator: LearnedSimulator, items: list[dict], metadata: dict, batch_size: int = 4,

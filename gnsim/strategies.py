@@ -9,10 +9,11 @@ integrate that velocity noise with dt = 1, the first input position stays clean.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 
-from gnsim.dataset import KINEMATIC_PARTICLE
+from gnsim.domain import KINEMATIC_PARTICLE
 
 
 def random_walk_noise(
@@ -60,6 +61,22 @@ def add_training_noise(
     target = next_position if correct_position else next_position + noise[:, -1]
     target = target + (1.0 - velocity_correction) * (noise[:, -1] - noise[:, -2])  # + 0 at 1
     return position_sequence + noise, target
+
+
+@dataclass(frozen=True)
+class TrainingNoise:
+    """The noise strategy of a run: `add_training_noise` with its settings, in one picklable piece."""
+
+    std: float
+    correct_position: bool = False
+    velocity_correction: float = 1.0
+
+    def __call__(self, position_sequence: torch.Tensor, next_position: torch.Tensor,
+                 particle_type: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.std <= 0:
+            return position_sequence, next_position
+        return add_training_noise(position_sequence, next_position, particle_type, self.std, generator,
+                                  self.correct_position, self.velocity_correction)
 
 
 def relative_noise_std(relative: float, metadata: dict) -> float:

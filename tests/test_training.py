@@ -10,6 +10,9 @@ import pytest
 import torch
 
 from gnsim import WindowDataset, read_metadata
+from gnsim.learned_simulator import SimulatorConfig
+from gnsim.neighbors import Connectivity
+from gnsim.strategies import TrainingNoise
 from tests.conftest import write_dataset
 from training.config import load_config
 from training.data import NoisyWindows
@@ -90,13 +93,11 @@ def test_resume_gives_the_same_parameters_as_training_straight_through(tmp_path,
 
 def test_position_correcting_noise_keeps_the_noisy_inputs_and_the_clean_target(falling_blocks):
     windows = WindowDataset(falling_blocks, "train")
-    metadata = read_metadata(falling_blocks)
+    graph = Connectivity(0.085, read_metadata(falling_blocks)["bounds"])
 
     def sample(noise_std, correct_position_noise=False):
-        return NoisyWindows(
-            windows, metadata, connectivity_radius=0.085, noise_std=noise_std,
-            correct_position_noise=correct_position_noise,
-        )[(7, 11)]
+        noise = TrainingNoise(noise_std, correct_position_noise)
+        return NoisyWindows(windows, SimulatorConfig(), graph, noise)[(7, 11)]
 
     clean, paper, corrected = sample(0.0), sample(1e-3), sample(1e-3, True)
     assert torch.equal(corrected.position, paper.position)

@@ -21,7 +21,6 @@ class TrainingError(Exception):
 # Every key a config may set, with its default. The model keys are SimulatorConfig's fields.
 DEFAULTS: dict = {
     **SimulatorConfig().as_dict(),
-    "material_key": "material",  # per-trajectory extra holding the material parameters
     # optimisation: Adam, lr = (lr0 - lr_final) * decay^(step / decay_steps) + lr_final
     "batch_size": 2,  # global: split across DDP ranks, see docs/training.md
     # Windows per batch chosen to hold about this many particles (the paper: 2 of 1-2.5k, so

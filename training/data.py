@@ -15,8 +15,9 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from gnsim.dataset import WindowDataset
-from gnsim.learned_simulator import connectivity
-from gnsim.strategies import add_training_noise
+from gnsim.learned_simulator import SimulatorConfig, material_per_particle
+from gnsim.neighbors import Connectivity
+from gnsim.strategies import TrainingNoise
 
 
 def seeded_generator(seed: int, *key: int) -> torch.Generator:
@@ -80,32 +81,16 @@ class NoisyWindows(torch.utils.data.Dataset):
     """`dataset[(index, stream_position)]` -> a PyG `Data` graph of window `index`, noised.
 
     Fields: `position` [N, C, D] noisy inputs, `target` [N, D] next position (see `add_training_noise`),
-    `particle_type` [N], `edge_index` [2, E] (radius graph of the noisy last input positions,
-    built here so that DataLoader workers do it beside the training step), `material` [N, P], and
-    for windows with extra frames `truth` [N, K + 1, D], the clean frames from the target on.
+    `particle_type` [N], `edge_index` [2, E] (the model's `graph` of the noisy last input
+    positions, built here so that DataLoader workers do it beside the training step), `material`
+    [N, P] when the model reads material parameters, and for windows with extra frames `truth`
+    [N, K + 1, D], the clean frames from the target on.
     """
 
-    def __init__(
-        self,
-        windows: WindowDataset,
-        metadata: dict,
-        *,
-        connectivity_radius: float,
-        self_edges: bool = True,
-        noise_std: float = 0.0,
-        seed: int = 0,
-        material_key: str | None = None,
-        material_features: int = 0,
-        correct_position_noise: bool = False,
-        velocity_correction: float = 1.0,
-    ):
-        self.windows, self.noise_std, self.seed = windows, noise_std, seed
-        self.correct_position_noise = correct_position_noise
-        self.velocity_correction = velocity_correction
-        self.connectivity_radius, self.self_edges = connectivity_radius, self_edges
-        self.bounds = metadata["bounds"]
-        self.periodic = metadata.get("periodic_boundary_conditions")
-        self.material_key, self.material_features = material_key, material_features
+    def __init__(self, windows: WindowDataset, model_config: SimulatorConfig, graph: Connectivity,
+                 noise: TrainingNoise, seed: int = 0):
+        self.windows, self.model_config, self.graph, self.noise, self.seed = (
+            windows, model_config, graph, noise, seed)
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -117,55 +102,22 @@ class NoisyWindows(torch.utils.data.Dataset):
         inputs = self.windows.input_frames
         position, target = sequence[:, :inputs], sequence[:, inputs]
         particle_type = sample["particle_type"]
-        if self.noise_std > 0:
-            generator = seeded_generator(
-                self.seed, 1 << 20, stream_position
-            )  # a stream apart from the shuffles'
-            position, target = add_training_noise(
-                position,
-                target,
-                particle_type,
-                self.noise_std,
-                generator,
-                correct_position=self.correct_position_noise,
-                velocity_correction=self.velocity_correction,
-            )
-        edge_index = connectivity(
-            position[:, -1], self.connectivity_radius, bounds=self.bounds, periodic=self.periodic,
-            self_edges=self.self_edges,
-        )
+        # A stream apart from the shuffles': the same sample gets the same noise anywhere.
+        generator = seeded_generator(self.seed, 1 << 20, stream_position)
+        position, target = self.noise(position, target, particle_type, generator)
         graph = Data(
             position=position,
             target=target,
             particle_type=particle_type,
-            edge_index=edge_index,
+            edge_index=self.graph(position[:, -1]),
             num_nodes=len(particle_type),
         )
+        material = material_per_particle(sample, self.model_config)
+        if material is not None:
+            graph.material = material
         if sequence.shape[1] > inputs + 1:  # pushforward: the true frames from the target on
             graph.truth = sequence[:, inputs:]
-        if self.material_features:
-            graph.material = material_per_particle(
-                sample, self.material_key, self.material_features, len(particle_type)
-            )
         return graph
-
-
-def material_per_particle(
-    sample: dict, key: str, features: int, num_particles: int
-) -> torch.Tensor:
-    """The sample's material parameters as [N, features]: a per-trajectory [features] is broadcast."""
-    if key not in sample:
-        raise ValueError(
-            f"the model expects material parameters but the trajectory has no {key!r} field"
-        )
-    material = torch.as_tensor(sample[key], dtype=torch.float32)
-    if material.numel() == features:
-        return material.reshape(1, features).expand(num_particles, features).contiguous()
-    if material.numel() == num_particles * features:
-        return material.reshape(num_particles, features)
-    raise ValueError(
-        f"field {key!r} has shape {list(material.shape)}; expected [{features}] or [N, {features}]"
-    )
 
 
 def collate(graphs: list[Data]) -> Batch:

@@ -33,9 +33,8 @@ from gnsim.dataset import (
     read_metadata,
 )
 from gnsim.metrics import SCORECARD, format_table, losing_rows
-from gnsim.scorecard import aggregates, score
+from gnsim.scorecard import aggregates, score, scorecard_item
 from training.config import TrainingError
-from training.data import material_per_particle
 from training.environment import dataset_folder, pick_device
 
 
@@ -52,7 +51,10 @@ def evaluate(run_dir: Path, checkpoint_path: Path, data: Path, split: str = "tes
     input_frames = simulator.config.input_frames
     dataset = TrajectoryDataset(data, split, min_frames=input_frames + 1)
     count = len(dataset) if trajectories is None else min(trajectories, len(dataset))
-    items = [trajectory_item(dataset[k], simulator, checkpoint) for k in range(count)]
+    try:
+        items = [scorecard_item(dataset[k], simulator.config) for k in range(count)]
+    except ValueError as error:
+        raise TrainingError(f"{data}/{split}.h5: {error}") from None
     if steps is not None:
         too_short = [k for k, item in enumerate(items) if len(item["position"]) < input_frames + steps]
         if too_short:
@@ -85,20 +87,6 @@ def evaluate(run_dir: Path, checkpoint_path: Path, data: Path, split: str = "tes
     }
     write_json_atomic(out / "metrics.json", metrics)
     return metrics
-
-
-def trajectory_item(trajectory: dict, simulator, checkpoint: dict) -> dict:
-    """A dataset trajectory as the scorecard takes it, with per-particle material features when
-    the model reads them."""
-    features = simulator.config.material_features
-    if not features:
-        return trajectory
-    key = checkpoint.get("config", {}).get("material_key", "material")
-    try:
-        material = material_per_particle(trajectory, key, features, len(trajectory["particle_type"]))
-    except ValueError as error:
-        raise TrainingError(str(error)) from None
-    return {**trajectory, "material": material}
 
 
 def hold_last_finite_frame(position: np.ndarray) -> tuple[np.ndarray, int | None]:

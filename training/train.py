@@ -42,10 +42,10 @@ from gnsim.checkpoint import (
     start_from_model,
 )
 from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset
-from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, material_per_particle
 from gnsim.metrics import SCORECARD, losing_rows, selection_score
-from gnsim.scorecard import aggregates, score
-from gnsim.strategies import pushforward_target
+from gnsim.scorecard import aggregates, score, scorecard_item
+from gnsim.strategies import TrainingNoise, pushforward_target
 from training.config import (
     DEFAULTS,
     TrainingError,
@@ -57,13 +57,7 @@ from training.config import (
     pushforward_schedule,
     read_yaml,
 )
-from training.data import (
-    NoisyWindows,
-    WindowSampler,
-    make_loader,
-    material_per_particle,
-    seeded_generator,
-)
+from training.data import NoisyWindows, WindowSampler, make_loader, seeded_generator
 from training.environment import dataset_folder, load_metadata, native_bf16, pick_device
 from training.loss import one_step_loss
 
@@ -107,12 +101,10 @@ def train(
         raise TrainingError(
             f"batch_size {config['batch_size']} is not divisible by the {world_size} processes"
         )
-    material_key = config["material_key"] if model_config.material_features else None
-    if material_key and material_key not in windows[0]:
-        raise TrainingError(
-            f"{data}: material_features={model_config.material_features} but the "
-            f"trajectories have no {material_key!r} field"
-        )
+    try:
+        material_per_particle(windows[0], model_config)
+    except ValueError as error:
+        raise TrainingError(f"{data}: {error}") from None
 
     # ---- model, optimiser, and the state to resume from ---------------------------------------
     torch.manual_seed(config["seed"])  # the same initial weights on every rank
@@ -132,25 +124,15 @@ def train(
             load_weights(checkpoint_dir / "last.pt", checkpoint, average, average=True)
     elif config["init_from"]:  # fine-tuning: other data of the same physics
         load_checkpoint(Path(config["init_from"]), simulator, metadata, PHYSICS_KEYS)
-    connectivity_radius = simulator.connectivity_radius
     model = torch.compile(simulator, dynamic=True) if config["compile"] else simulator
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    train_set = NoisyWindows(
-        windows,
-        metadata,
-        connectivity_radius=connectivity_radius,
-        self_edges=model_config.self_edges,
-        noise_std=model_config.noise_std,
-        seed=config["seed"],
-        material_key=material_key,
-        material_features=model_config.material_features,
-        correct_position_noise=config["correct_position_noise"],
-        velocity_correction=config["noise_velocity_correction"],
-    )
+    noise = TrainingNoise(model_config.noise_std, config["correct_position_noise"],
+                          config["noise_velocity_correction"])
+    train_set = NoisyWindows(windows, model_config, simulator.graph, noise, config["seed"])
     try:
         sampler = WindowSampler(
             len(train_set), config["batch_size"], config["seed"], rank, world_size, start_step=step
@@ -159,7 +141,7 @@ def train(
         raise TrainingError(f"{data}: {error}") from None
     loader = iter(make_loader(train_set, sampler, config["num_workers"]))
     validation = (
-        Validation(data, config, metadata, material_key) if master else None
+        Validation(data, config, metadata, model_config) if master else None
     )
 
     # ---- run folder (rank 0) ----------------------------------------------------------------------
@@ -322,23 +304,19 @@ class Validation:
     frames each: the model's rows (`valid_ROW`), the baselines' (`valid_BASELINE_ROW`), and
     `valid_score`, the selection score that picks best.pt (gnsim.metrics.selection_score)."""
 
-    def __init__(self, data, config: dict, metadata: dict, material_key: str | None):
+    def __init__(self, data, config: dict, metadata: dict, model_config: SimulatorConfig):
         self.available = (Path(data) / "valid.h5").is_file() and config["rollout_trajectories"] > 0
         if not self.available:
             print(f"note: {data} has no valid.h5 (or rollout_trajectories=0); validation is skipped",
                   file=sys.stderr)
             return
-        input_frames, features = config["input_frames"], config["material_features"]
-        trajectories = TrajectoryDataset(data, "valid", input_frames + 1)
-        self.items = []
-        for k in range(min(config["rollout_trajectories"], len(trajectories))):
-            trajectory = trajectories[k]
-            item = {"position": trajectory["position"][: input_frames + config["rollout_steps"]],
-                    "particle_type": trajectory["particle_type"]}
-            if features:
-                item["material"] = material_per_particle(
-                    trajectory, material_key, features, len(item["particle_type"]))
-            self.items.append(item)
+        frames = model_config.input_frames + config["rollout_steps"]
+        trajectories = TrajectoryDataset(data, "valid", model_config.input_frames + 1)
+        count = min(config["rollout_trajectories"], len(trajectories))
+        try:
+            self.items = [scorecard_item(trajectories[k], model_config, frames) for k in range(count)]
+        except ValueError as error:
+            raise TrainingError(f"{data}/valid.h5: {error}") from None
         self.metadata = metadata
 
     def run(self, simulator: LearnedSimulator) -> dict:
