@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from gnsim.dataset import WindowDataset, read_metadata
+from gnsim.dataset import DatasetWriter, WindowDataset, read_metadata
 from gnsim.strategies import PushforwardSchedule, pushforward_target
 from tests.test_training import TINY, parameters, tiny_config
 from training.config import load_config
@@ -106,3 +106,21 @@ def test_the_paper_preset_is_the_defaults_and_the_defaults_are_the_published_rec
                  "conserve_momentum": False, "hard_walls": False, "pushforward": False,
                  "noise_std_relative": None, "batch_particles": None, "correct_position_noise": False}
     assert {key: paper[key] for key in published} == published
+
+
+def test_a_model_with_material_features_trains_validates_rolls_out_and_scores_its_curve(tmp_path, capsys):
+    from tests.conftest import falling_block
+    from training.diagnostics.learning_curve import main as curve_main
+    from training.rollout import evaluate
+
+    with DatasetWriter(tmp_path / "data", dim=2, dt=0.01, bounds=[[0, 1], [0, 1]],
+                       connectivity_radius=0.085) as writer:
+        for split, seed in (("train", 0), ("train", 1), ("valid", 2), ("test", 3)):
+            writer.add(split, *falling_block(seed, frames=12), material=np.float32([0.3 + 0.1 * seed]))
+    run = tmp_path / "run"
+    train(tiny_config("steps=2", "keep_every=1", "validate_every=2", "material_features=1"),
+          tmp_path / "data", run)
+    assert "valid_rollout_mse" in (run / "metrics.jsonl").read_text()
+    assert evaluate(run, run / "checkpoints" / "last.pt", tmp_path / "data")["step"] == 2
+    curve_main([str(run), "--data", str(tmp_path / "data")])
+    assert "| 2 |" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from gnsim.atomic import write_json_atomic
 from gnsim.checkpoint import CheckpointError, run_data, simulator_from_checkpoint
 from gnsim.dataset import TrajectoryDataset, read_metadata
 from gnsim.metrics import SCORECARD, losing_rows, selection_score
-from gnsim.scorecard import aggregates, score
+from gnsim.scorecard import aggregates, score, scorecard_item
 
 COLUMNS = (*SCORECARD, "spacing_ratio_final")
 
@@ -43,10 +43,11 @@ def learning_curve(run_dir: Path, data: Path, split: str = "test", steps: list[i
     metadata = read_metadata(data)
     checkpoints = kept_checkpoints(run_dir, steps)
     dataset = TrajectoryDataset(data, split)
-    items = [dataset[k] for k in range(len(dataset) if trajectories is None else min(trajectories, len(dataset)))]
+    chosen = [dataset[k] for k in range(len(dataset) if trajectories is None else min(trajectories, len(dataset)))]
     curve = {}
     for step, path in checkpoints.items():
         simulator, _ = simulator_from_checkpoint(path, metadata)
+        items = [scorecard_item(trajectory, simulator.config) for trajectory in chosen]  # with its material
         curve[step] = aggregates(score(simulator, items, metadata)[0])
         print(f"step {step}: scored", file=sys.stderr)
     return curve
