@@ -156,4 +156,5 @@ def compare_with_taichi(scene: dict, ours: np.ndarray, theirs: np.ndarray) -> di
     lower, upper = scene["domain"]
     size = cube_size(scene)
     return compare(taichi_frames(ours), theirs, floor=lower[1], left=lower[0], right=upper[0],
-                   column=scene["grid_spacing"], size=size, initial_area=size ** scene["dim"])
+                   column=scene["grid_spacing"], size=size, initial_area=size ** scene["dim"],
+                   frame_dt=scene["frame_dt"])

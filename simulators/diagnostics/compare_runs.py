@@ -19,6 +19,7 @@ import numpy as np
 
 from gnsim.atomic import replacing, write_json_atomic
 from gnsim.dataset import DatasetError, read_metadata, split_file
+from simulators.diagnostics.deposit import SETTLED_SPEED
 from simulators.scene import SceneError
 from simulators.taichi_scene import compare_with_taichi, read_taichi_trajectory, taichi_trajectory_path
 
@@ -43,8 +44,13 @@ def compare_runs(ours: str | Path, theirs: str | Path) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> dict[str, float]:
-    """Mean and mean absolute error over the scenes, and the ratio of the mean widths and heights."""
+    """Mean and mean absolute error over the scenes, and the ratio of the mean widths and heights;
+    the mean errors again over the scenes whose sand has settled in their run (SETTLED_SPEED)."""
+    settled = [r for r in rows if r["final_speed_theirs"] < SETTLED_SPEED]
     result = {f"mean_{key}": float(np.mean([r[key] for r in rows])) for key in ERRORS}
+    result |= {f"settled_mean_{key}": float(np.mean([r[key] for r in settled])) if settled else float("nan")
+               for key in ERRORS}
+    result["settled_scenes"] = len(settled)
     result |= {f"mean_abs_{key}": float(np.mean([abs(r[key]) for r in rows])) for key in ERRORS[:2]}
     for key in ("width", "height", "bulking"):
         result[f"mean_{key}_ours"] = float(np.mean([r[f"{key}_ours"] for r in rows]))
@@ -58,20 +64,23 @@ def summary(rows: list[dict]) -> dict[str, float]:
 def table(rows: list[dict], means: dict[str, float]) -> str:
     """Markdown: a row per scene, then the means."""
     lines = ["| scene | phi | width ours / theirs (m) | error | height ours / theirs (m) | error | "
-             "area / initial, ours / theirs | CoM path / size | profile distance / size |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "area / initial, ours / theirs | CoM path / size | profile distance / size | final speed, theirs (m/s) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['scene']} | {r['friction_angle']:g} | {r['width_ours']:.3f} / {r['width_theirs']:.3f} | "
                      f"{r['width_error']:+.1%} | {r['height_ours']:.3f} / {r['height_theirs']:.3f} | "
                      f"{r['height_error']:+.1%} | {r['bulking_ours']:.2f} / {r['bulking_theirs']:.2f} | "
-                     f"{r['com_path_error']:.1%} | {r['profile_distance']:.1%} |")
+                     f"{r['com_path_error']:.1%} | {r['profile_distance']:.1%} | {r['final_speed_theirs']:.2f} |")
     m = means
     lines.append(f"| mean of {len(rows)} | | {m['mean_width_ours']:.3f} / {m['mean_width_theirs']:.3f} | "
                  f"{m['mean_width_error']:+.1%} (abs {m['mean_abs_width_error']:.1%}) | "
                  f"{m['mean_height_ours']:.3f} / {m['mean_height_theirs']:.3f} | "
                  f"{m['mean_height_error']:+.1%} (abs {m['mean_abs_height_error']:.1%}, median "
                  f"{m['median_height_error']:+.1%}) | {m['mean_bulking_ours']:.2f} / {m['mean_bulking_theirs']:.2f} | "
-                 f"{m['mean_com_path_error']:.1%} | {m['mean_profile_distance']:.1%} |")
+                 f"{m['mean_com_path_error']:.1%} | {m['mean_profile_distance']:.1%} | |")
+    lines.append(f"| mean of the {m['settled_scenes']} settled (theirs < {SETTLED_SPEED:g} m/s) | | | "
+                 f"{m['settled_mean_width_error']:+.1%} | | {m['settled_mean_height_error']:+.1%} | | "
+                 f"{m['settled_mean_com_path_error']:.1%} | {m['settled_mean_profile_distance']:.1%} | |")
     return "\n".join(lines)
 
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 QUANTILES = (1.0, 99.0)  # percentiles that bound a deposit
+# A deposit has settled when its 99th-percentile speed over the last frame is below this (m/s):
+# 5% of the speed of a fall through one 0.2 m cube, sqrt(2 g 0.2) = 2 m/s.
+SETTLED_SPEED = 0.1
 
 
 def deposit_width(x: np.ndarray) -> float:
@@ -37,11 +40,16 @@ def height_profile(x: np.ndarray, floor: float, left: float, right: float, colum
     return profile
 
 
+def final_speed(run: np.ndarray, frame_dt: float) -> float:
+    """99th percentile of the particles' speeds over the last frame (m/s) of positions [T, N, D]."""
+    return float(np.percentile(np.linalg.norm(run[-1] - run[-2], axis=1), QUANTILES[1]) / frame_dt)
+
+
 def compare(ours: np.ndarray, theirs: np.ndarray, *, floor: float, left: float, right: float,
-            column: float, size: float, initial_area: float) -> dict[str, float]:
-    """Widths, heights, profile areas / initial area, and the errors of `ours` [T, N, 2] against
-    `theirs` [T, M, 2] (same frames; N and M may differ): relative widths and heights, the mean
-    centre-of-mass distance over the frames / size, the mean profile distance / size."""
+            column: float, size: float, initial_area: float, frame_dt: float) -> dict[str, float]:
+    """Widths, heights, profile areas / initial area, final speeds, and the errors of `ours`
+    [T, N, 2] against `theirs` [T, M, 2] (same frames; N and M may differ): relative widths and
+    heights, the mean centre-of-mass distance over the frames / size, the mean profile distance / size."""
     if ours.shape[0] != theirs.shape[0] or ours.shape[2] != 2 or theirs.shape[2] != 2:
         raise ValueError(f"the runs need the same frames of 2D positions, got {ours.shape} and {theirs.shape}")
     row = {}
@@ -50,6 +58,7 @@ def compare(ours: np.ndarray, theirs: np.ndarray, *, floor: float, left: float, 
         row[f"height_{name}"] = deposit_height(run[-1], floor)
         row[f"profile_{name}"] = height_profile(run[-1], floor, left, right, column)
         row[f"bulking_{name}"] = float(row[f"profile_{name}"].sum() * column / initial_area)
+        row[f"final_speed_{name}"] = final_speed(run, frame_dt)
     row["width_error"] = row["width_ours"] / row["width_theirs"] - 1
     row["height_error"] = row["height_ours"] / row["height_theirs"] - 1
     path = np.linalg.norm(ours.mean(axis=1) - theirs.mean(axis=1), axis=1)
