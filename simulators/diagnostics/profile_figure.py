@@ -31,6 +31,6 @@ def draw_profiles(rows: list[dict], out: Path) -> None:
     figure.legend(["taichi_mpm", "ours"], loc="upper right", fontsize=7, ncol=2, frameon=False)
     figure.supxlabel("column (grid cells)", fontsize=7)
     figure.supylabel("final height (cm)", fontsize=7)
-    figure.tight_layout(rect=(0, 0, 1, 0.97), pad=0.3)
+    figure.tight_layout(rect=(0.015, 0, 1, 0.97), pad=0.3)  # room for the shared y label
     figure.savefig(out, dpi=80, format="png")
     plt.close(figure)
