@@ -49,40 +49,48 @@ def load_taichi_scene(path: str | Path) -> dict:
         raise SceneError(f"{path}: {error}") from None
 
 
-def scene_from_taichi(inputs: dict, gravity: list[float] | None = None) -> dict:
-    """Our scene (the dict of docs/scenes.md) for a taichi_mpm input; one block per cube.
-
-    `gravity` defaults to what taichi_mpm runs in 2D: the solver's own (0, -9.8), since its
-    `run_mpm.py` applies the input's `gravity` only in 3D."""
+def scene_from_taichi(inputs: dict) -> dict:
+    """Our scene (the dict of docs/scenes.md) for a taichi_mpm input; one block per cube."""
     if not isinstance(inputs, dict):
         raise SceneError("taichi_mpm input: expected a JSON object")
     missing = [key for key in REQUIRED if key not in inputs]
     if missing:
         raise SceneError(f"taichi_mpm input.{missing[0]}: missing")
-    space = np.asarray(inputs["sim_space"], float)
+    try:
+        space = np.asarray(inputs["sim_space"], float)
+    except (TypeError, ValueError):
+        space = np.zeros(0)
     dim = len(space)
     if space.shape != (dim, 2) or dim not in (2, 3) or np.any(space[:, 1] <= space[:, 0]):
         raise SceneError(f"taichi_mpm input.sim_space: expected [[lower, upper]] per axis, got {inputs['sim_space']!r}")
     resolution = inputs["sim_resolution"]
     if not isinstance(resolution, list) or len(resolution) != dim or not all(isinstance(r, int) and r > 0 for r in resolution):
         raise SceneError(f"taichi_mpm input.sim_resolution: expected {dim} positive integers, got {resolution!r}")
-    grid_spacing = inputs["domain_size"] / resolution[0]  # their dx = size / res[0] on every axis
+    grid_spacing = _number(inputs, "domain_size") / resolution[0]  # their dx = size / res[0] on every axis
     # Their collider holds a node when its position is beyond the wall point (strictly), so the
     # last wall node below `lower` is ceil(lower / dx) - 1, the first above `upper` floor(upper / dx) + 1.
     lower = (np.ceil(space[:, 0] / grid_spacing - 1e-9) - 1) * grid_spacing
     upper = (np.floor(space[:, 1] / grid_spacing + 1e-9) + 1) * grid_spacing
-    params = {ours: float(inputs[theirs]) for theirs, ours in MATERIAL_KEYS.items()}
+    params = {ours: _number(inputs, theirs) for theirs, ours in MATERIAL_KEYS.items()}
     blocks = [{"material": "sand", "box": box, "velocity": velocity, "params": params}
               for box, velocity in _cubes(inputs, dim)]
     return {
         "dim": dim, "domain": [lower.tolist(), upper.tolist()],
         # 2^dim particles per cell, as their add_cube seeds by default.
         "particle_spacing": grid_spacing / 2, "grid_spacing": grid_spacing,
-        "frames": int(inputs["nsteps"]) + 1, "frame_dt": float(inputs["mpm_dt"]),
-        "walls": "frictional", "wall_friction": float(inputs["wall_friction"]),
-        "gravity": gravity or [0.0, -9.8] + [0.0] * (dim - 2),
+        "frames": int(_number(inputs, "nsteps")) + 1, "frame_dt": _number(inputs, "mpm_dt"),
+        "walls": "frictional", "wall_friction": _number(inputs, "wall_friction"),
+        # In 2D their run_mpm.py never applies the input's gravity: the solver keeps its own.
+        "gravity": [0.0, -9.8] if dim == 2 else [float(g) for g in inputs.get("gravity", [0.0, -9.8, 0.0])],
         "blocks": blocks, "boundary_particles": "none",
     }
+
+
+def _number(inputs: dict, key: str) -> float:
+    value = inputs[key]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise SceneError(f"taichi_mpm input.{key}: must be a number, got {value!r}")
+    return float(value)
 
 
 def _cubes(inputs: dict, dim: int) -> list[tuple[list, list]]:
@@ -94,16 +102,18 @@ def _cubes(inputs: dict, dim: int) -> list[tuple[list, list]]:
     simulations = generator.get("sim_inputs")
     if not isinstance(simulations, list) or len(simulations) != 1:
         raise SceneError("taichi_mpm input.gen_cube_from_data.sim_inputs: expected one simulation")
-    mass = simulations[0].get("mass", {}) if isinstance(simulations[0], dict) else {}
-    cubes, velocities = mass.get("cubes"), mass.get("velocity_for_cubes")
+    mass = simulations[0].get("mass") if isinstance(simulations[0], dict) else None
+    cubes, velocities = (mass.get("cubes"), mass.get("velocity_for_cubes")) if isinstance(mass, dict) else (None, None)
     if not isinstance(cubes, list) or not cubes or not isinstance(velocities, list) or len(velocities) != len(cubes):
         raise SceneError("taichi_mpm input.gen_cube_from_data.sim_inputs[0].mass: expected `cubes` and as many "
                          "`velocity_for_cubes`")
     result = []
     for i, (cube, velocity) in enumerate(zip(cubes, velocities)):
-        if not isinstance(cube, list) or len(cube) != 2 * dim or not isinstance(velocity, list) or len(velocity) != dim:
-            raise SceneError(f"taichi_mpm input...mass.cubes[{i}]: expected {2 * dim} numbers "
-                             f"(corner, size) and a velocity of {dim}")
+        numbers = lambda values, count: (isinstance(values, list) and len(values) == count and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+        if not numbers(cube, 2 * dim) or not numbers(velocity, dim):
+            raise SceneError(f"taichi_mpm input.gen_cube_from_data.sim_inputs[0].mass.cubes[{i}]: expected "
+                             f"{2 * dim} numbers (corner, size) and a velocity of {dim}")
         corner, size = np.asarray(cube[:dim], float), np.asarray(cube[dim:], float)
         result.append(([corner.tolist(), (corner + size).tolist()], [float(v) for v in velocity]))
     return result
