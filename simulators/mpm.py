@@ -92,8 +92,9 @@ def kernels(dim: int) -> SimpleNamespace:
         return a
 
     @wp.func
-    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat), volume_gain: wp.array(dtype=float),
-                        mass: wp.array(dtype=float), volume: wp.array(dtype=float), material: wp.array(dtype=int),
+    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat),
+                        volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
+                        volume: wp.array(dtype=float), material: wp.array(dtype=int),
                         materials: wp.array(dtype=Material), inv_dx: float, dx: float, dt: float):
         # Deformation update F <- (I + dt C) F, then the material's return mapping and stress.
         F_trial = (wp.identity(n=dim, dtype=float) + dt * C[p]) * F[p]
@@ -106,12 +107,13 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.kernel(module="unique", module_options=options)
     def p2g(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
-            F: wp.array(dtype=mat), volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
-            material: wp.array(dtype=int), materials: wp.array(dtype=Material),
+            F: wp.array(dtype=mat), volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
+            volume: wp.array(dtype=float), material: wp.array(dtype=int), materials: wp.array(dtype=Material),
             origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, dt: float,
             grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float)):
         p = wp.tid()
-        affine_per_cell = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx, dt)
+        affine_per_cell = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx,
+                                          dt)
         momentum = mass[p] * v[p]
         base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
         for s in range(stencil):
@@ -142,8 +144,8 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.kernel(module="unique", module_options=options)
     def link(x: wp.array(dtype=vec), C: wp.array(dtype=mat), F: wp.array(dtype=mat),
-             volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float), volume: wp.array(dtype=float), material: wp.array(dtype=int),
-             materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
+             volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
+             material: wp.array(dtype=int), materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
              strides: wp.vec3i, dt: float, affine: wp.array(dtype=mat), head: wp.array(dtype=int),
              next: wp.array(dtype=int)):
         # The particle update of P2G, then the particle joins the list of its base cell (the

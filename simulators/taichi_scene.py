@@ -64,8 +64,10 @@ def scene_from_taichi(inputs: dict) -> dict:
     if space.shape != (dim, 2) or dim not in (2, 3) or np.any(space[:, 1] <= space[:, 0]):
         raise SceneError(f"taichi_mpm input.sim_space: expected [[lower, upper]] per axis, got {inputs['sim_space']!r}")
     resolution = inputs["sim_resolution"]
-    if not isinstance(resolution, list) or len(resolution) != dim or not all(isinstance(r, int) and r > 0 for r in resolution):
-        raise SceneError(f"taichi_mpm input.sim_resolution: expected {dim} positive integers, got {resolution!r}")
+    if not (isinstance(resolution, list) and len(resolution) == dim
+            and all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in resolution)):
+        raise SceneError(f"taichi_mpm input.sim_resolution: expected {dim} positive integers, "
+                         f"got {resolution!r}")
     grid_spacing = _number(inputs, "domain_size") / resolution[0]  # their dx = size / res[0] on every axis
     # Their collider holds a node when its position is beyond the wall point (strictly), so the
     # last wall node below `lower` is ceil(lower / dx) - 1, the first above `upper` floor(upper / dx) + 1.
@@ -155,7 +157,8 @@ def input_files(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise SceneError(f"{path}: no such file or folder")
-    files = sorted(path.glob("inputs*.json"), key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)])
+    number_order = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+    files = sorted(path.glob("inputs*.json"), key=number_order)
     if not files:
         raise SceneError(f"{path}: holds no taichi_mpm input (inputs*.json)")
     return files
