@@ -20,11 +20,15 @@ from tqdm.auto import tqdm
 from gnsim.atomic import remove_stale_partials, write_json_atomic
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
-from simulators.scene import SceneError, load_scene
+from simulators.scene import SceneError, load_scene, parse_scene
 from simulators.simulate import SimulationError, resolve_device, simulate
 from simulators.sph_recipes import SPH_RECIPES
 from simulators.sph_scene import SPHScene
 from simulators.sph_scene import dataset_info as sph_dataset_info
+from simulators.taichi_scene import input_files, load_taichi_scene
+
+
+SCENE_FORMATS = ("taichi_mpm",)  # inputs of other simulators that --scene-from re-runs
 
 
 def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[str, int] | None = None,
@@ -94,11 +98,31 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None)
         bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
         metadata = {"simulator": "mls-mpm (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
                     "particle_spacing": scene.particle_spacing, "grid_spacing": scene.grid_spacing}
+    return _write_train(out, scene, bounds, metadata, [(position, particle_type)])
+
+
+def generate_from_taichi(path: str | Path, out: str | Path, device: str | None = None) -> Path:
+    """Re-run taichi_mpm input files (one, or a folder's inputs*.json) through our MPM into `out`:
+    one train trajectory each, in the order of their numbers; the metadata names each input and
+    keeps its scene, so that `simulators.diagnostics.compare_runs` pairs them with their runs."""
+    files = input_files(path)
+    scenes = [load_taichi_scene(file) for file in files]
+    device = resolve_device(device)
+    runs = [_run(parse_scene(scene), device, f"{file.name}") for file, scene in zip(files, scenes)]
+    first = parse_scene(scenes[0])
+    metadata = {"simulator": "mls-mpm (warp)", "taichi_mpm_inputs": [str(file.resolve()) for file in files],
+                "scenes": scenes, "gravity": first.gravity.tolist(),
+                "particle_spacing": first.particle_spacing, "grid_spacing": first.grid_spacing}
+    return _write_train(out, first, np.stack([first.lower, first.upper], axis=1).tolist(), metadata, runs)
+
+
+def _write_train(out: str | Path, scene, bounds: list, metadata: dict, runs: list) -> Path:
     remove_stale_partials(Path(out))
     with DatasetWriter(out, dim=scene.dim, dt=scene.frame_dt, bounds=bounds,
                        connectivity_radius=CONNECTIVITY_SPACINGS * scene.particle_spacing,
                        metadata=metadata) as writer:
-        writer.add("train", position, particle_type)
+        for position, particle_type in runs:
+            writer.add("train", position, particle_type)
     return Path(out)
 
 
@@ -194,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", nargs="?", help="recipe name (see --list)")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
     parser.add_argument("--scene", help="simulate this scene file (JSON or YAML) instead of a recipe")
+    parser.add_argument("--scene-from", nargs=2, metavar=("FORMAT", "PATH"),
+                        help="re-run another simulator's input: `taichi_mpm FILE_OR_FOLDER` (geoelements' sand)")
     parser.add_argument("--out", help="output folder (default datasets/NAME)")
     parser.add_argument("--size", choices=["small", "paper"], default="small",
                         help="small: minutes on a laptop; paper: the published dataset's size")
@@ -218,8 +244,14 @@ def main(argv: list[str] | None = None) -> int:
             out = generate_scene(args.scene, args.out or f"datasets/{Path(args.scene).stem}", args.device)
             print(out)
             return 0
+        if args.scene_from:
+            form, path = args.scene_from
+            if form not in SCENE_FORMATS:
+                raise ValueError(f"--scene-from: unknown format {form!r} (known: {', '.join(SCENE_FORMATS)})")
+            print(generate_from_taichi(path, args.out or f"datasets/{Path(path).stem}", args.device))
+            return 0
         if args.name is None:
-            raise ValueError("give a recipe NAME, --scene FILE or --list")
+            raise ValueError("give a recipe NAME, --scene FILE, --scene-from FORMAT PATH or --list")
         if args.name not in RECIPES:
             raise ValueError(f"unknown recipe {args.name!r} (known: {', '.join(RECIPES)})")
         splits = {s: getattr(args, f"num_{s}") for s in SPLITS if getattr(args, f"num_{s}") is not None}

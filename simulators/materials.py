@@ -125,7 +125,8 @@ def make_material(name: str, params: dict | None = None, where: str = "block") -
 
 
 def stress_functions(dim: int):
-    """The Warp function `stress(material, F, C) -> (F, tau)` for vectors and matrices of `dim`."""
+    """The Warp function `stress(material, F, C, volume_gain) -> (F, tau, volume_gain)` for vectors
+    and matrices of `dim`; only sand changes the volume gain (its volume correction)."""
     vec = wp.types.vector(dim, float)
     mat = wp.types.matrix((dim, dim), float)
     inverse_dim = 1.0 / float(dim)
@@ -160,9 +161,13 @@ def stress_functions(dim: int):
         return wp.pow(J, inverse_dim) * wp.identity(n=dim, dtype=float), tau
 
     @wp.func
-    def project_sand(m: Material, epsilon: vec):
+    def project_sand(m: Material, epsilon: vec, volume_gain: float):
         # Klar et al. 2016, Algorithm 2 (sand projection), with the cone's apex moved to
-        # tr(eps) = tension_trace by the cohesion.
+        # tr(eps) = tension_trace by the cohesion, and the volume correction of Tampubolon et al.
+        # 2017: the log volume a particle gained past the apex (volume_gain) is owed back before it
+        # bears pressure again, so that sand pulled apart re-packs to its bulk density instead of
+        # resting as loose as it flew. Returns the strain and the volume still owed.
+        epsilon = epsilon + volume_gain * inverse_dim * vec(1.0)
         trace = float(0.0)  # noqa: UP018 - a Warp variable, not a constant
         for d in range(dim):
             trace += epsilon[d]
@@ -170,13 +175,13 @@ def stress_functions(dim: int):
         deviator = epsilon - (trace + m.tension_trace) * inverse_dim * vec(1.0)
         deviator_norm = wp.length(deviator)
         if trace >= 0.0:
-            return m.tension_trace * inverse_dim * vec(1.0)  # tension beyond the apex
+            return m.tension_trace * inverse_dim * vec(1.0), trace  # tension beyond the apex
         if deviator_norm < 1.0e-12:
-            return epsilon  # pure compression: elastic
+            return epsilon, 0.0  # pure compression: elastic
         delta_gamma = deviator_norm + (float(dim) * m.lam + 2.0 * m.mu) / (2.0 * m.mu) * trace * m.friction_alpha
         if delta_gamma <= 0.0:
-            return epsilon  # inside the cone: elastic
-        return epsilon - delta_gamma / deviator_norm * deviator
+            return epsilon, 0.0  # inside the cone: elastic
+        return epsilon - delta_gamma / deviator_norm * deviator, 0.0
 
     @wp.func
     def project_goop(m: Material, epsilon: vec):
@@ -192,7 +197,7 @@ def stress_functions(dim: int):
         return trace * inverse_dim * vec(1.0) + deviator * (limit / deviator_norm)
 
     @wp.func
-    def hencky(m: Material, F: mat):
+    def hencky(m: Material, F: mat, volume_gain: float):
         # Return mapping on the principal stretches, then the St. Venant-Kirchhoff stress in
         # Hencky strain: tau = U (2 mu eps + lam tr(eps) I) U^T (Klar et al. 2016, eq. 26).
         U, sigma, V = svd(F)
@@ -200,7 +205,7 @@ def stress_functions(dim: int):
         for d in range(dim):
             epsilon[d] = wp.log(wp.max(wp.abs(sigma[d]), 1.0e-4))
         if m.kind == SAND:
-            epsilon = project_sand(m, epsilon)
+            epsilon, volume_gain = project_sand(m, epsilon, volume_gain)
         else:
             epsilon = project_goop(m, epsilon)
         stretch = vec()
@@ -210,12 +215,13 @@ def stress_functions(dim: int):
             trace += epsilon[d]
         F_elastic = U * diagonal(stretch) * wp.transpose(V)
         tau = U * diagonal(2.0 * m.mu * epsilon + m.lam * trace * vec(1.0)) * wp.transpose(U)
-        return F_elastic, tau
+        return F_elastic, tau, volume_gain
 
     @wp.func
-    def stress(m: Material, F: mat, C: mat):
+    def stress(m: Material, F: mat, C: mat, volume_gain: float):
         if m.kind == WATER:
-            return water(m, F, C)
-        return hencky(m, F)
+            F_new, tau = water(m, F, C)
+            return F_new, tau, volume_gain
+        return hencky(m, F, volume_gain)
 
     return stress

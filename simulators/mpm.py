@@ -92,25 +92,28 @@ def kernels(dim: int) -> SimpleNamespace:
         return a
 
     @wp.func
-    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat), mass: wp.array(dtype=float),
+    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat),
+                        volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
                         volume: wp.array(dtype=float), material: wp.array(dtype=int),
                         materials: wp.array(dtype=Material), inv_dx: float, dx: float, dt: float):
         # Deformation update F <- (I + dt C) F, then the material's return mapping and stress.
         F_trial = (wp.identity(n=dim, dtype=float) + dt * C[p]) * F[p]
-        F_new, tau = stress(materials[material[p]], F_trial, C[p])
+        F_new, tau, gain = stress(materials[material[p]], F_trial, C[p], volume_gain[p])
         F[p] = F_new
+        volume_gain[p] = gain
         # Hu et al. 2018, eq. 29: the stress enters the affine momentum with D^-1 = 4 / dx^2.
         affine = -dt * volume[p] * 4.0 * inv_dx * inv_dx * tau + mass[p] * C[p]
         return affine * dx  # per cell: stencil offsets are in cells
 
     @wp.kernel(module="unique", module_options=options)
     def p2g(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
-            F: wp.array(dtype=mat), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
-            material: wp.array(dtype=int), materials: wp.array(dtype=Material),
+            F: wp.array(dtype=mat), volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
+            volume: wp.array(dtype=float), material: wp.array(dtype=int), materials: wp.array(dtype=Material),
             origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, dt: float,
             grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float)):
         p = wp.tid()
-        affine_per_cell = update_particle(p, C, F, mass, volume, material, materials, inv_dx, dx, dt)
+        affine_per_cell = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx,
+                                          dt)
         momentum = mass[p] * v[p]
         base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
         for s in range(stencil):
@@ -141,14 +144,14 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.kernel(module="unique", module_options=options)
     def link(x: wp.array(dtype=vec), C: wp.array(dtype=mat), F: wp.array(dtype=mat),
-             mass: wp.array(dtype=float), volume: wp.array(dtype=float), material: wp.array(dtype=int),
-             materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
+             volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
+             material: wp.array(dtype=int), materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
              strides: wp.vec3i, dt: float, affine: wp.array(dtype=mat), head: wp.array(dtype=int),
              next: wp.array(dtype=int)):
         # The particle update of P2G, then the particle joins the list of its base cell (the
         # stencil's first node); lists start empty (-1) and end at -1.
         p = wp.tid()
-        affine[p] = update_particle(p, C, F, mass, volume, material, materials, inv_dx, dx, dt)
+        affine[p] = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx, dt)
         base, _fx, _w0, _w1, _w2 = bspline((x[p] - origin) * inv_dx)
         cell = int(0)  # noqa: UP018, RUF046
         for d in range(dim):
@@ -243,6 +246,7 @@ class MPMSolver:
         self.v = as_array(v.astype(np.float32), self.k.vec)
         self.C = wp.zeros(n, dtype=self.k.mat, device=device)
         self.F = as_array(np.tile(np.eye(dim, dtype=np.float32), (n, 1, 1)), self.k.mat)
+        self.volume_gain = wp.zeros(n, dtype=float, device=device)  # sand's owed log volume
         self.mass = as_array((density * volume).astype(np.float32), float)
         self.volume = as_array(volume.astype(np.float32), float)
         self.material = as_array(material.astype(np.int32), int)
@@ -276,7 +280,7 @@ class MPMSolver:
         p2g = (k.link, sort_cells, k.gather) if self.gather else (k.p2g, k.grid_update)
         for kernel in (*p2g, k.g2p):  # compiled outside the capture
             wp.load_module(kernel.module, device=device)
-        particles = [self.C, self.F, self.mass, self.volume, self.material, self.materials]
+        particles = [self.C, self.F, self.volume_gain, self.mass, self.volume, self.material, self.materials]
         nodes = [self.dx, self.strides, self.resolution, dt, self.gravity, self.lower3, self.upper3,
                  self.walls, self.wall_friction, self.obstacles]  # what a node's velocity update takes
         with wp.ScopedCapture(device=device, force_module_load=False) as capture:

@@ -134,8 +134,9 @@ MARTIN_MOYCE = np.array(
 COLUMN_WIDTH = 0.05715  # a = 2.25 in, column height 2a
 
 
-def dam_break_front(spacing: float, last_T: float) -> tuple[np.ndarray, np.ndarray]:
-    """Simulated Z at the experiment's T up to `last_T`, and the experiment's Z."""
+def dam_break_front(spacing: float, last_T: float, delay: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated Z at the experiment's T up to `last_T`, and the experiment's Z; `delay` (in T)
+    compares against a release that late, as if the gate had taken that long to open."""
     a, frame_dt = COLUMN_WIDTH, 0.0025
     frames = int(last_T / np.sqrt(2 * GRAVITY / a) / frame_dt) + 2
     position, _ = simulate(
@@ -151,7 +152,7 @@ def dam_break_front(spacing: float, last_T: float) -> tuple[np.ndarray, np.ndarr
     T = np.arange(frames) * frame_dt * np.sqrt(2 * GRAVITY / a)
     Z = position[:, :, 0].max(axis=1) / a
     measured = MARTIN_MOYCE[MARTIN_MOYCE[:, 0] <= last_T]
-    return np.interp(measured[:, 0], T, Z), measured[:, 1]
+    return np.interp(measured[:, 0] - delay, T, Z), measured[:, 1]
 
 
 def test_dam_break_surge_front_matches_martin_moyce_coarse():
