@@ -27,7 +27,6 @@ from simulators.sph_scene import SPHScene
 from simulators.sph_scene import dataset_info as sph_dataset_info
 from simulators.taichi_scene import input_files, load_taichi_scene
 
-
 SCENE_FORMATS = ("taichi_mpm",)  # inputs of other simulators that --scene-from re-runs
 
 

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gnsim.convert.npz import decode_trajectory, read_items
-from gnsim.dataset import DatasetError
+from gnsim.convert.taichi_mpm import read_trajectory
 from simulators.diagnostics.deposit import compare
 from simulators.scene import SceneError
 
@@ -143,11 +142,7 @@ def taichi_trajectory_path(input_path: str | Path) -> Path:
 
 def read_taichi_trajectory(path: str | Path) -> np.ndarray:
     """Positions [T, N, D] of the one trajectory in a taichi_mpm npz (read without running pickles)."""
-    items = read_items(path)
-    if len(items) != 1:
-        raise DatasetError(f"{path}: expected one trajectory, found {len(items)}")
-    name, item = items[0]
-    return decode_trajectory(f"{path} ({name!r})", item, np.asarray(item[0]).shape[-1]).position
+    return read_trajectory(Path(path)).position
 
 
 def input_files(path: str | Path) -> list[Path]:

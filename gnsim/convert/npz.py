@@ -105,16 +105,6 @@ def read_items(path: Path) -> tuple[str, list[str] | None, int, Iterator]:
     return "keys", names, len(names), items()
 
 
-def read_items(path: str | Path) -> list[tuple[str, object]]:
-    """(name, trajectory tuple) of every trajectory in one gns npz file, unpickled by the restricted
-    reader; names are the npz keys (`gns_data` layout: its index). DatasetError names the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    _, names, count, items = _load(path)
-    return list(zip(names or [str(k) for k in range(count)], items))
-
-
 def decode_trajectory(where: str, item, dim: int) -> TrajectoryRecord:
     """One gns trajectory tuple, checked, with its particle type broadcast to [N]."""
     if not hasattr(item, "__len__") or len(item) not in (2, 3):

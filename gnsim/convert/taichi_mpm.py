@@ -89,10 +89,22 @@ def read(folder: Path) -> Source:
                                       "splits": {str(k): assignment[k] for k in sorted(files)}})
 
 
-def _trajectory(path: Path, inputs: dict, dim: int) -> TrajectoryRecord:
+def read_trajectory(path: Path) -> TrajectoryRecord:
+    """The one trajectory of a taichi_mpm npz, read by gns's restricted unpickler (no pickle runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
     _, names, count, items = npz.read_items(path)
     if count != 1:
         raise DatasetError(f"{path}: holds {count} trajectories, expected 1")
-    record = npz.decode_trajectory(f"{path} ({names[0] if names else npz.LAYOUT_KEY!r})", next(items), dim)
+    item = next(items)
+    return npz.decode_trajectory(f"{path} ({names[0] if names else npz.LAYOUT_KEY!r})", item,
+                                 np.asarray(item[0]).shape[-1])
+
+
+def _trajectory(path: Path, inputs: dict, dim: int) -> TrajectoryRecord:
+    record = read_trajectory(path)
+    if record.position.shape[-1] != dim:
+        raise DatasetError(f"{path}: positions are {record.position.shape[-1]}D, its input file's sim_space {dim}D")
     record.extras = {MATERIAL: np.array([math.tan(math.radians(inputs["friction_angle"]))], np.float32)}
     return record

@@ -11,7 +11,6 @@ python -m simulators.diagnostics.compare_runs OURS THEIRS [--figure PNG] [--json
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,11 @@ from gnsim.atomic import replacing, write_json_atomic
 from gnsim.dataset import DatasetError, read_metadata, split_file
 from simulators.diagnostics.deposit import SETTLED_SPEED
 from simulators.scene import SceneError
-from simulators.taichi_scene import compare_with_taichi, read_taichi_trajectory, taichi_trajectory_path
+from simulators.taichi_scene import (
+    compare_with_taichi,
+    read_taichi_trajectory,
+    taichi_trajectory_path,
+)
 
 ERRORS = ("width_error", "height_error", "com_path_error", "profile_distance")
 
@@ -63,8 +66,8 @@ def summary(rows: list[dict]) -> dict[str, float]:
 
 def table(rows: list[dict], means: dict[str, float]) -> str:
     """Markdown: a row per scene, then the means."""
-    lines = ["| scene | phi | width ours / theirs (m) | error | height ours / theirs (m) | error | "
-             "area / initial, ours / theirs | CoM path / size | profile distance / size | final speed, theirs (m/s) |",
+    lines = [("| scene | phi | width ours / theirs (m) | error | height ours / theirs (m) | error | "
+              "area / initial, ours / theirs | CoM path / size | profile distance / size | final speed, theirs (m/s) |"),
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['scene']} | {r['friction_angle']:g} | {r['width_ours']:.3f} / {r['width_theirs']:.3f} | "
