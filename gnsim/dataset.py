@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.limits import too_big
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -312,10 +313,18 @@ class TrajectoryFile:
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
+        self._check_fields()
         expected = self.metadata.get("split_digests", {}).get(self.path.stem)
         if expected is not None and self._file.attrs.get(CONTENT_DIGEST) != expected:
             raise DatasetError(f"{self.path}: not the file metadata.json was written with (its content "
                                "digest differs): the folder mixes two writes; regenerate it")
+
+    def _check_fields(self) -> None:
+        """Every field's header (its storage, its size), so that a hostile file is refused on
+        opening, before a run folder or an output exists; reads no data."""
+        for k, name in enumerate(self.names):
+            for key in self._dataset(k, "position").parent:
+                self._dataset(k, key)
 
     @property
     def _file(self) -> h5py.File:
@@ -338,12 +347,12 @@ class TrajectoryFile:
     def _dataset(self, k: int, key: str) -> h5py.Dataset:
         where = f"{self.path} trajectory {self.names[k]}"
         try:
-            group = self._file[self.names[k]]
+            group = checked_entry(where, self._file, self.names[k], h5py.Group)
         except (KeyError, OSError) as error:
             raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
         if key not in group:
             raise DatasetError(f"{where}: missing field {key!r}")
-        return group[key]
+        return checked_entry(where, group, key, h5py.Dataset)
 
     def shape(self, k: int) -> tuple[int, ...]:
         """Shape [T, N, D] of trajectory k's positions, read from the header only."""
@@ -365,14 +374,45 @@ class TrajectoryFile:
         _check_trajectory(name, position, particle_type, self.metadata["dim"])
         if position.dtype != np.float32:
             raise DatasetError(f"{name}: 'position' must be float32, got {position.dtype}")
-        group = self._file[self.names[k]]
         extras = {
-            key: _read(name, key, group[key]) for key in group if key not in ("position", "particle_type")
+            key: _read(name, key, self._dataset(k, key))
+            for key in self._file[self.names[k]] if key not in ("position", "particle_type")
         }
         return Trajectory(position, particle_type.astype(np.int64), extras)
 
     def sequence_lengths(self) -> list[int]:
         return [self.shape(k)[0] for k in range(len(self))]
+
+
+def checked_entry(where: str, group: h5py.Group, key: str, kind: type) -> h5py.Group | h5py.Dataset:
+    """`group[key]`, refused unless it is a `kind` stored in this file and small enough to read.
+
+    HDF5 can point a dataset's bytes at any file on disk (external raw storage, virtual datasets,
+    external links): reading one would hand out, or convert, a file the user never named. A
+    chunked dataset can declare any shape in a few bytes: its size is checked before reading.
+    """
+    link = group.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise DatasetError(f"{where}: {key!r} is a {type(link).__name__} (links are refused: "
+                           "a dataset must hold its own data)")
+    entry = group[key]
+    if not isinstance(entry, kind):
+        raise DatasetError(f"{where}: {key!r} is not an HDF5 {kind.__name__.lower()}")
+    if isinstance(entry, h5py.Dataset):
+        _check_storage(where, key, entry)
+    return entry
+
+
+def _check_storage(where: str, key: str, dataset: h5py.Dataset) -> None:
+    if dataset.is_virtual:
+        raise DatasetError(f"{where}: field {key!r} is a virtual dataset (refused: its data would "
+                           "come from other files)")
+    if dataset.external:
+        raise DatasetError(f"{where}: field {key!r} keeps its data in the external file "
+                           f"{os.fsdecode(dataset.external[0][0])!r} (refused)")
+    reason = too_big(dataset.size * dataset.dtype.itemsize)
+    if reason:
+        raise DatasetError(f"{where}: field {key!r} of shape {dataset.shape} {reason}")
 
 
 def _read(name: str, key: str, dataset: h5py.Dataset, frames: slice = slice(None)) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""Hostile files and careless runs (issue 33): each input is built here, small, and each gets a
+one-line error naming the file and field, leaving nothing behind. docs/reliability.md lists them."""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from gnsim.convert.__main__ import main as convert_main
+from tests.conftest import write_dataset
+from tests.test_convert import lagrangebench_dataset
+from tests.test_training import TINY, run_main
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def one_line(capsys) -> str:
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "Traceback" not in error, error
+    return error
+
+
+def forget_digests(folder: Path) -> None:
+    """Drop `split_digests`, as a dataset of another tool (or a crafted one) has none."""
+    metadata = json.loads((folder / "metadata.json").read_text())
+    del metadata["split_digests"]
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+
+def replace_field(file: Path, key: str, make) -> None:
+    """Replace (or add) `key` of trajectory 00000 with `make(group, key, like)`, `like` the old array."""
+    with h5py.File(file, "r+") as h5:
+        group = h5["00000"]
+        like = group[key][()] if key in group else None
+        if key in group:
+            del group[key]
+        make(group, key, like)
+
+
+def external(target: Path):
+    def make(group, key, like):
+        group.create_dataset(key, shape=like.shape, dtype=like.dtype,
+                             external=[(str(target), 0, like.nbytes)])
+    return make
+
+
+def virtual(target: Path):
+    def make(group, key, like):
+        layout = h5py.VirtualLayout(shape=like.shape, dtype=like.dtype)
+        layout[...] = h5py.VirtualSource(str(target), "00000/position", shape=like.shape)
+        group.create_virtual_dataset(key, layout)
+    return make
+
+
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    path = tmp_path / "secret"
+    path.write_bytes(b"SECRET!!" * 10_000)
+    return path
+
+
+@pytest.mark.parametrize("how", ["external position", "external extra", "virtual position"])
+def test_hdf5_data_kept_in_another_file_is_refused_by_converter_and_trainer(tmp_path, capsys, secret, how):
+    data = Path(write_dataset(tmp_path / "data", train=2, valid=1))
+    forget_digests(data)
+    if how == "external position":
+        replace_field(data / "train.h5", "position", external(secret))
+    elif how == "external extra":  # not an array we use: read all the same, as an extra
+        replace_field(data / "train.h5", "extra", lambda g, k, _: g.create_dataset(
+            k, shape=(secret.stat().st_size,), dtype="u1", external=[(str(secret), 0, secret.stat().st_size)]))
+    else:
+        other = write_dataset(tmp_path / "other", train=1, valid=0)
+        replace_field(data / "train.h5", "position", virtual(Path(other) / "train.h5"))
+    field = "extra" if how == "external extra" else "position"
+    kind = "a virtual dataset" if how.startswith("virtual") else "keeps its data in the external file"
+    expected = f"error: {data / 'train.h5'} trajectory 00000: field {field!r} "
+
+    assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
+    message = one_line(capsys)
+    assert message.startswith(expected) and kind in message, message
+    assert not (tmp_path / "out").exists()
+
+    message = run_main(["--config", "quick", "--data", str(data), "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert message.startswith(expected) and kind in message, message
+    assert not (tmp_path / "run").exists()
+
+
+def test_lagrangebench_data_kept_in_another_file_is_refused(tmp_path, capsys, secret):
+    lagrangebench_dataset(tmp_path / "src", [0, 0, 1])
+    replace_field(tmp_path / "src/train.h5", "position", external(secret))
+    assert convert_main([str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    assert one_line(capsys) == (
+        f"error: {tmp_path / 'src/train.h5'} record 00000: field 'position' keeps its data in the external "
+        f"file {str(secret)!r} (refused)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret", "src"]
+
+
+def huge_position(group, key, like):
+    """4 TB declared in a few kilobytes: chunked, a fill value, no chunk written."""
+    group.create_dataset(key, shape=(20, 5 * 10**10, 2), dtype="f4", chunks=(1, 1024, 2), fillvalue=0.5)
+
+
+def test_a_huge_declared_shape_in_a_tiny_file_is_refused_before_allocating(tmp_path, capsys):
+    from viz.export import main as export_main
+    from viz.render import main as render_main
+
+    data = Path(write_dataset(tmp_path / "data", train=2, valid=0))
+    forget_digests(data)
+    replace_field(data / "train.h5", "position", huge_position)
+    assert (data / "train.h5").stat().st_size < 100_000
+    expected = (f"error: {data / 'train.h5'} trajectory 00000: field 'position' of shape "
+                "(20, 50000000000, 2) would need 7.45e+03 GiB, more than half of this machine's")
+
+    assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
+    assert one_line(capsys).startswith(expected)
+    message = run_main(["--config", "quick", "--data", str(data), "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert message.startswith(expected)
+    with pytest.raises(SystemExit):
+        export_main([str(data / "train.h5"), "--vtk", str(tmp_path / "vtk")])
+    assert one_line(capsys).startswith(expected)
+    assert render_main([str(data / "train.h5"), "--out", str(tmp_path / "a.png")]) == 2
+    assert one_line(capsys).startswith(expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_the_memory_limit_is_overridable(tmp_path, capsys, monkeypatch):
+    data = Path(write_dataset(tmp_path / "data", train=1, valid=0))
+    monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "1e-6")  # about 1 kB: less than the 30 x 54 x 2 positions
+    assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
+    assert one_line(capsys).endswith("more than the 1e-06 GiB GNSIM_MEMORY_LIMIT")
+    monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "lots")
+    assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
+    assert one_line(capsys).endswith("cannot be checked: GNSIM_MEMORY_LIMIT='lots' is not a positive number of GiB")
