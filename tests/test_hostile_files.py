@@ -2,6 +2,7 @@
 one-line error naming the file and field, leaving nothing behind. docs/reliability.md lists them."""
 
 import json
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -133,3 +134,33 @@ def test_the_memory_limit_is_overridable(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "lots")
     assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
     assert one_line(capsys).endswith("cannot be checked: GNSIM_MEMORY_LIMIT='lots' is not a positive number of GiB")
+
+
+def npz_member(path: Path, shape: tuple[int, ...], data_bytes: int) -> None:
+    """A gns folder's `train.npz` of one float32 member declaring `shape`, followed by
+    `data_bytes` zero bytes, deflated (zeros shrink about 1000-fold)."""
+    from tests.test_convert import gns_dataset
+
+    gns_dataset(path.parent, "keys")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("simulation_trajectory_0.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        for _ in range(data_bytes // 2**20):
+            member.write(bytes(2**20))
+
+
+@pytest.mark.parametrize("case", ["inflates past the limit", "header declares a terabyte"])
+def test_an_npz_zip_bomb_is_refused_before_inflating(tmp_path, capsys, monkeypatch, case):
+    path = tmp_path / "src/train.npz"
+    if case == "inflates past the limit":  # 96 MiB in 100 KB, with a 64 MiB limit (as 2 GiB in 2 MB)
+        monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "0.0625")
+        npz_member(path, (96 * 2**18,), 96 * 2**20)
+        assert path.stat().st_size < 200_000
+        detail = "member simulation_trajectory_0.npy would need 0.0938 GiB, more than the 0.0625 GiB"
+    else:
+        npz_member(path, (10**12,), 0)
+        detail = "member simulation_trajectory_0.npy of shape (1000000000000,) would need 3.73e+03 GiB, more"
+    assert convert_main([str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    message = one_line(capsys)
+    assert message.startswith(f"error: {path} record 0 ('simulation_trajectory_0'): unreadable ({detail}"), message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
