@@ -19,6 +19,7 @@ import yaml
 from gnsim.atomic import replacing
 from gnsim.dataset import read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.plain_yaml import load_yaml
 
 # The training data's metadata a checkpoint keeps; resuming a run needs data that agrees on all.
 METADATA_KEYS = (
@@ -168,7 +169,11 @@ def run_data(run_dir: Path) -> Path:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise CheckpointError(f"{config_file}: not found; pass --data DIR")
-    data = (yaml.safe_load(config_file.read_text()) or {}).get("data")
+    try:
+        config = load_yaml(config_file.read_text(), "configs") or {}
+    except yaml.YAMLError as error:
+        raise CheckpointError(f"{config_file}: not valid YAML ({first_line(error)})") from None
+    data = config.get("data") if isinstance(config, dict) else None
     if not data:
         raise CheckpointError(f"{config_file}: names no dataset; pass --data DIR")
     return Path(data)

@@ -16,6 +16,7 @@ import numpy as np
 import warp as wp
 
 from gnsim.limits import too_big
+from gnsim.plain_yaml import load_yaml
 from simulators.colliders import SHAPES, UNBOUNDED, WALL_TYPES, Obstacle
 from simulators.materials import MaterialParams, make_material
 
@@ -69,7 +70,7 @@ def load_scene(path: str | Path) -> Scene:
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = _load_yaml(text)
+            data = load_yaml(text, "scenes")
         else:
             data = json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse failure is the file's fault
@@ -78,22 +79,6 @@ def load_scene(path: str | Path) -> Scene:
         return parse_scene(data)
     except SceneError as error:
         raise SceneError(f"{path}: {error}") from None
-
-
-def _load_yaml(text: str):
-    """YAML without aliases: a few lines of nested aliases expand to gigabytes (a "billion laughs")."""
-    import yaml
-
-    class NoAliases(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.YAMLError(
-                    f"aliases are refused in scenes (*{event.anchor} at line {event.start_mark.line + 1})"
-                )
-            return super().compose_node(parent, index)
-
-    return yaml.load(text, Loader=NoAliases)  # a SafeLoader: builds plain data only
 
 
 def parse_scene(data: dict) -> Scene:

@@ -13,6 +13,7 @@ from gnsim.convert.__main__ import main as convert_main
 from tests.conftest import write_dataset
 from tests.test_convert import lagrangebench_dataset
 from tests.test_training import TINY, run_main
+from training.train import main as train_main
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -164,3 +165,32 @@ def test_an_npz_zip_bomb_is_refused_before_inflating(tmp_path, capsys, monkeypat
     message = one_line(capsys)
     assert message.startswith(f"error: {path} record 0 ('simulation_trajectory_0'): unreadable ({detail}"), message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+# 487 bytes: nine levels of nine aliases, 9**9 leaves (a "billion laughs") once anything walks it.
+ALIAS_BOMB = "".join(
+    [f"l0: &l0 [{', '.join(['1'] * 9)}]\n"]
+    + [f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]\n" for k in range(1, 9)]
+    + ["learning_rate: *l8\n"]
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_in_configs_resumed_runs_and_rollouts(tmp_path, capsys, falling_blocks):
+    from training.rollout import main as rollout_main
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    message = run_main(["--config", str(bomb), "--data", falling_blocks, "--out", str(tmp_path / "run")], capsys)
+    assert message == f"error: {bomb}: not valid YAML (aliases are refused in configs (*l0 at line 2))"
+    assert not (tmp_path / "run").exists()
+
+    run = tmp_path / "run"
+    train_main(["--config", "quick", "--data", falling_blocks, "--out", str(run), *TINY, "steps=1"])
+    (run / "config.yaml").write_text(ALIAS_BOMB)
+    message = run_main(["--resume", "--out", str(run)], capsys)
+    assert message == f"error: {run / 'config.yaml'}: not valid YAML (aliases are refused in configs (*l0 at line 2))"
+    with pytest.raises(SystemExit) as exit_code:
+        rollout_main([str(run)])
+    assert exit_code.value.code == 2
+    assert one_line(capsys).endswith(f"{run / 'config.yaml'}: not valid YAML (aliases are refused in configs "
+                                     "(*l0 at line 2))")

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from gnsim.learned_simulator import SimulatorConfig
+from gnsim.plain_yaml import load_yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -130,7 +131,7 @@ def parse_overrides(overrides: list[str]) -> dict:
         if not separator or not key:
             raise TrainingError(f"override {item!r} is not of the form key=value")
         try:
-            values[key] = yaml.safe_load(text)
+            values[key] = load_yaml(text, "overrides")
         except yaml.YAMLError:
             raise TrainingError(f"override {item!r}: value is not valid YAML") from None
     check_keys(values, "the command line")
@@ -139,7 +140,7 @@ def parse_overrides(overrides: list[str]) -> dict:
 
 def read_yaml(path: Path, extra_keys: tuple[str, ...] = ()) -> dict:
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path.read_text(), "configs") or {}
     except yaml.YAMLError as error:
         raise TrainingError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
