@@ -146,7 +146,7 @@ class LearnedSimulator(nn.Module):
         """
         if "gravity" not in metadata:
             return None
-        gravity = torch.as_tensor(metadata["gravity"], dtype=torch.float64) * float(metadata["dt"]) ** 2
+        gravity = torch.as_tensor(metadata["gravity"], dtype=torch.float64, device="cpu") * float(metadata["dt"]) ** 2
         return self.acceleration_normalizer(gravity.float())
 
     # -- geometry ----------------------------------------------------------------------------

@@ -194,3 +194,39 @@ def test_a_yaml_alias_bomb_is_refused_in_configs_resumed_runs_and_rollouts(tmp_p
     assert exit_code.value.code == 2
     assert one_line(capsys).endswith(f"{run / 'config.yaml'}: not valid YAML (aliases are refused in configs "
                                      "(*l0 at line 2))")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A run folder of a tiny model trained for one step on the falling blocks."""
+    folder = tmp_path_factory.mktemp("trained")
+    data = write_dataset(folder / "data", train=2, valid=1)
+    train_main(["--config", "quick", "--data", data, "--out", str(folder / "run"), *TINY, "steps=1"])
+    return folder / "run"
+
+
+@pytest.mark.parametrize("change, detail", [
+    ({"message_passing_steps": 10**6}, "'message_passing_steps' must be an integer from 1 to 1000, got 1000000"),
+    ({"message_passing_steps": 10**6, "shared_weights": True}, "'message_passing_steps' must be an integer"),
+    ({"latent_size": 2**20}, "(latent_size=1048576, mlp_hidden_size=16, mlp_num_hidden_layers=2, "
+     "message_passing_steps=2, input_frames=6) describes a model of 354,421,542 numbers, but the "
+     "checkpoint holds 8,262"),
+    ({"message_passing_steps": 3}, "describes a model of "),
+    ({"latent_size": "big"}, "cannot build its model ("),
+])
+def test_a_checkpoint_model_config_that_does_not_describe_its_weights_is_refused(
+        tmp_path, capsys, trained_run, change, detail):
+    import torch
+
+    from training.rollout import main as rollout_main
+
+    checkpoint = torch.load(trained_run / "checkpoints/last.pt", weights_only=True)
+    checkpoint["model_config"].update(change)
+    model = tmp_path / "model/model.pt"  # a shipped model folder
+    model.parent.mkdir()
+    torch.save(checkpoint, model)
+    with pytest.raises(SystemExit) as exit_code:
+        rollout_main([str(model.parent), "--data", str(trained_run.parent / "data"), "--split", "valid"])
+    assert exit_code.value.code == 2
+    message = one_line(capsys)
+    assert message.startswith(f"error: {model}: ") and detail in message, message
