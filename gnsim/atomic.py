@@ -1,5 +1,10 @@
 """Files written whole or not at all: each writer writes to a temporary name beside the target,
-`.NAME.partial-PID`, and renames it into place; a file that exists under its own name is whole."""
+`.NAME.partial-PID`, and renames it into place; a file that exists under its own name is whole.
+
+The temporary name is predictable, so whatever already lies there (a killed writer's leftover of
+the same pid, or a link planted to redirect the write onto another file) is removed as itself,
+never followed, and the temporary is then created exclusively (O_EXCL | O_NOFOLLOW, mkdir).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 PARTIAL = ".partial-"
 
@@ -18,21 +24,60 @@ def temporary_path(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.name}{PARTIAL}{os.getpid()}{suffix}")
 
 
+def clear(path: Path) -> None:
+    """Remove what lies at `path` (a link as itself, a folder with what it holds); nothing if absent."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def create_exclusively(path: Path) -> int:
+    """A write descriptor of the new, empty file `path`, after clearing the name; never a link's target."""
+    clear(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+
+
+def temporary_folder(path: Path) -> Path:
+    """The new, empty temporary folder to build the folder `path` in."""
+    staging = temporary_path(Path(path))
+    clear(staging)
+    staging.mkdir()  # fails on anything that appeared meanwhile, a link included
+    return staging
+
+
 @contextmanager
-def replacing(path: Path, suffix: str = "") -> Iterator[Path]:
-    """The temporary name to write the file `path` under: renamed into place when the block ends
-    without an error, and removed when it raises."""
-    temporary = temporary_path(Path(path), suffix)
+def _renamed(temporary: Path, path: Path) -> Iterator[None]:
+    """Rename `temporary` to `path` when the block ends without an error; remove it when it raises."""
     try:
-        yield temporary
+        yield
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
 
 
+@contextmanager
+def replacing(path: Path, suffix: str = "") -> Iterator[Path]:
+    """The temporary name, created empty, to write the file `path` under (for writers that open
+    a name), renamed into place when the block ends without an error."""
+    temporary = temporary_path(Path(path), suffix)
+    with _renamed(temporary, path):
+        os.close(create_exclusively(temporary))
+        yield temporary
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[BinaryIO]:
+    """A binary file open on the new temporary of `path`, through the descriptor that created it,
+    renamed into place when the block ends without an error."""
+    temporary = temporary_path(Path(path))
+    with _renamed(temporary, path), os.fdopen(create_exclusively(temporary), "wb") as file:
+        yield file
+
+
 def write_atomic(path: Path, content: bytes) -> None:
-    with replacing(path) as temporary:
-        temporary.write_bytes(content)
+    with writing(path) as file:
+        file.write(content)
 
 
 def write_json_atomic(path: Path, content: dict) -> None:
@@ -57,6 +102,6 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         pid = path.name.rsplit(PARTIAL, 1)[1].split(".")[0]
         if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
             continue
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+        clear(path)
         removed.append(path)
     return removed

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import yaml
 
-from gnsim.atomic import replacing
+from gnsim.atomic import writing
 from gnsim.dataset import read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
 from gnsim.plain_yaml import load_yaml
@@ -71,8 +71,8 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     }
     if average is not None:
         checkpoint["average"] = average.state_dict()
-    with replacing(path) as temporary:
-        torch.save(checkpoint, temporary)
+    with writing(path) as file:
+        torch.save(checkpoint, file)
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import torch
 
-from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.atomic import clear, temporary_path, write_json_atomic
 from gnsim.limits import too_big
 
 FORMAT_VERSION = 1
@@ -166,7 +166,8 @@ class DatasetWriter:
         particle_type = np.asarray(particle_type)
         _check_trajectory(name, position, particle_type, self.dim)
         if split not in self._files:
-            self._files[split] = h5py.File(self._temporary(split), "w")
+            clear(self._temporary(split))  # a link planted there is removed, not written through
+            self._files[split] = h5py.File(self._temporary(split), "x")  # created exclusively
             self._digests[split] = hashlib.sha256()
         group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
         fields = {"position": position.astype(np.float32, copy=False),

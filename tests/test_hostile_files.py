@@ -230,3 +230,42 @@ def test_a_checkpoint_model_config_that_does_not_describe_its_weights_is_refused
     assert exit_code.value.code == 2
     message = one_line(capsys)
     assert message.startswith(f"error: {model}: ") and detail in message, message
+
+
+def plant_link(folder: Path, name: str, target: Path) -> Path:
+    """A link at the temporary name this process writes `folder/name` under, aimed at `target`."""
+    from gnsim.atomic import temporary_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    link = temporary_path(folder / name)
+    link.symlink_to(target)
+    return link
+
+
+def test_a_link_planted_at_a_temporary_name_is_replaced_not_written_through(tmp_path, falling_blocks):
+    import torch
+
+    from gnsim import LearnedSimulator, SimulatorConfig, read_metadata
+    from gnsim.checkpoint import save_checkpoint
+    from viz.export import export
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim_folder = tmp_path / "victim_folder"
+    victim_folder.mkdir()
+    out = tmp_path / "out"
+    links = [plant_link(out, name, victim) for name in ("train.h5", "metadata.json")]
+    links.append(plant_link(tmp_path / "checkpoints", "last.pt", victim))
+    links.append(plant_link(tmp_path, "vtk", victim_folder))
+
+    write_dataset(out, train=1, valid=0)
+    metadata = read_metadata(falling_blocks)
+    simulator = LearnedSimulator(SimulatorConfig(latent_size=8, mlp_hidden_size=8, message_passing_steps=1), metadata)
+    save_checkpoint(tmp_path / "checkpoints/last.pt", simulator, torch.optim.Adam(simulator.parameters()), {},
+                    metadata, step=1, best=0.0)
+    export(out / "train.h5", tmp_path / "vtk")
+
+    assert victim.read_bytes() == b"precious" and not any(victim_folder.iterdir())
+    assert not any(link.is_symlink() or link.exists() for link in links)
+    assert torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)["step"] == 1
+    assert (tmp_path / "vtk/trajectory_00000.pvd").is_file()

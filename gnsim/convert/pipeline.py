@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.atomic import temporary_folder, write_json_atomic
 from gnsim.convert import lagrangebench, npz, tfrecord
 from gnsim.convert.source import Source, periodic_axes, unwrap
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, MotionStatistics
@@ -140,7 +140,7 @@ def convert(
     if source_format == to:
         raise DatasetError(f"{src}: is already a {DESCRIPTIONS[to]} dataset")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = temporary_path(dst)
+    staging = temporary_folder(dst)
     try:
         if source_format == "gnsim":
             ours, source = src, None
@@ -151,7 +151,7 @@ def convert(
             )
             import_source(source, ours, progress)
         if to != "gnsim":
-            (staging / "result").mkdir(parents=True)
+            (staging / "result").mkdir()
             try:
                 WRITERS[to](ours, staging / "result", progress)
             except DatasetError as error:
