@@ -269,3 +269,25 @@ def test_a_link_planted_at_a_temporary_name_is_replaced_not_written_through(tmp_
     assert not any(link.is_symlink() or link.exists() for link in links)
     assert torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)["step"] == 1
     assert (tmp_path / "vtk/trajectory_00000.pvd").is_file()
+
+
+MPM_SCENE = {"dim": 2, "domain": [[0, 0], [0.4, 0.4]], "particle_spacing": 0.01, "frames": 8, "frame_dt": 0.002,
+             "blocks": [{"material": "water", "box": [[0.1, 0.1], [0.2, 0.2]]}]}
+SPH_SCENE = {"solver": "sph", "dim": 2, "domain": [[0, 0], [0.1, 0.2]], "particle_spacing": 0.01, "frames": 8,
+             "frame_dt": 0.02, "gravity": [0, -9.81],
+             "fluid": {"density": 1000.0, "viscosity": 50.0, "reference_velocity": 2.0},
+             "blocks": [{"box": [[0, 0], [0.1, 0.2]]}]}
+
+
+@pytest.mark.parametrize("scene, change, expected", [
+    (MPM_SCENE, {"grid_spacing": 2e-5}, "scene.grid_spacing: the grid of 4e+08 nodes would need 4.47 GiB"),
+    (SPH_SCENE, {"particle_spacing": 1e-5}, "scene.particle_spacing: the particle lattice would need 8.95 GiB"),
+    (SPH_SCENE, {"wall_layers": 10**7}, "scene.particle_spacing: the particle lattice would need 1.79e+07 GiB"),
+    (SPH_SCENE, {"frames": 10**9}, "scene.frames: the trajectory of 416 particles would need 3.1e+03 GiB"),
+])
+def test_a_grid_or_sph_scene_too_big_for_the_memory_is_refused_before_allocating(
+        tmp_path, capsys, monkeypatch, scene, change, expected):
+    from tests.test_hostile_inputs import scene_error
+
+    monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "1")  # the 3.2 GB grid, refused on any machine
+    assert scene_error(tmp_path, capsys, {**scene, **change}) == f"{expected}, more than the 1 GiB GNSIM_MEMORY_LIMIT"
