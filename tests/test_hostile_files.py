@@ -291,3 +291,24 @@ def test_a_grid_or_sph_scene_too_big_for_the_memory_is_refused_before_allocating
 
     monkeypatch.setenv("GNSIM_MEMORY_LIMIT", "1")  # the 3.2 GB grid, refused on any machine
     assert scene_error(tmp_path, capsys, {**scene, **change}) == f"{expected}, more than the 1 GiB GNSIM_MEMORY_LIMIT"
+
+
+def test_a_torn_last_line_in_metrics_jsonl_is_dropped_on_resume(tmp_path, falling_blocks):
+    run = tmp_path / "run"
+    train_main(["--config", "quick", "--data", falling_blocks, "--out", str(run), *TINY, "steps=2"])
+    before = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(before + '{"step": 3, "loss": 0.0')  # a kill mid-write
+    train_main(["--resume", "--out", str(run), "steps=3"])
+    after = (run / "metrics.jsonl").read_text()
+    assert after.startswith(before)
+    assert {json.loads(line)["step"] for line in after[len(before):].splitlines()} == {3}
+
+
+@pytest.mark.parametrize("override", ["learning_rate=nan", "learning_rate=.inf", "noise_std=-.inf",
+                                      "connectivity_radius=.nan", "grad_clip=NaN", "ema_decay=nan"])
+def test_nan_and_infinity_are_refused_for_every_number_key(tmp_path, capsys, falling_blocks, override):
+    key, value = override.split("=")
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), override],
+                       capsys)
+    assert message.startswith(f"error: config key {key!r} in the command line must be a finite number, got ")
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def _check_value(key: str, value, where: str) -> None:
     """A number within its key's range, a string among its key's choices."""
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
+        raise TrainingError(f"config key {key!r} in {where} must be a finite number, got {value!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise TrainingError(f"config key {key!r} in {where} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     if key in RANGES:
