@@ -250,6 +250,26 @@ def read_json(path: Path, required: tuple[str, ...] = (), needed_by: str = "") -
     return content
 
 
+def read_json_lines(path: Path) -> list[dict]:
+    """The records of a JSON-lines log (metrics.jsonl), each an object with a `step`. A torn last
+    line, as a run killed mid-write leaves it, is dropped; a bad line before it is an error."""
+    lines = Path(path).read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise DatasetError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict) or "step" not in record:
+            raise DatasetError(f"{path} line {number}: needs a 'step'")
+        records.append(record)
+    return records
+
+
 def read_metadata(folder: str | os.PathLike) -> dict:
     """Read and check `folder/metadata.json`."""
     path = Path(folder) / "metadata.json"
