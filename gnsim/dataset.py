@@ -33,6 +33,12 @@ OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box 
 CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 KINEMATIC_PARTICLE = 3  # positions prescribed by the data, never predicted
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
+# Metadata numbers checked on every read: (lowest allowed, whether it must be exceeded).
+METADATA_NUMBERS = {
+    "bounds": (None, False), "dt": (0.0, True), "default_connectivity_radius": (0.0, True),
+    "vel_mean": (None, False), "vel_std": (0.0, False), "acc_mean": (None, False), "acc_std": (0.0, False),
+    "gravity": (None, False),
+}
 REQUIRED_METADATA = (
     "bounds", "sequence_length", "default_connectivity_radius", "dim", "dt",
     "vel_mean", "vel_std", "acc_mean", "acc_std",
@@ -282,7 +288,25 @@ def read_metadata(folder: str | os.PathLike) -> dict:
     for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
         if np.shape(metadata[key]) != (dim,):
             raise DatasetError(f"{path}: {key!r} must have {dim} entries, got {metadata[key]!r}")
+    for key, rule in METADATA_NUMBERS.items():
+        if key in metadata:
+            _check_numbers(path, key, metadata[key], *rule)
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    if not (bounds[:, 0] < bounds[:, 1]).all():
+        raise DatasetError(f"{path}: 'bounds' must have lo < hi on every axis, got {metadata['bounds']!r}")
     return metadata
+
+
+def _check_numbers(path: Path, key: str, value, lowest: float | None, above: bool) -> None:
+    """Finite numbers, each at least `lowest` (above it when `above`): NaN passes every comparison."""
+    try:
+        numbers = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path}: {key!r} must be numbers, got {value!r}") from None
+    if not np.isfinite(numbers).all():
+        raise DatasetError(f"{path}: {key!r} must be finite, got {value!r}")
+    if lowest is not None and ((numbers <= lowest) if above else (numbers < lowest)).any():
+        raise DatasetError(f"{path}: {key!r} must be {'above' if above else 'at least'} {lowest:g}, got {value!r}")
 
 
 def wall_bounds(metadata: dict) -> np.ndarray:

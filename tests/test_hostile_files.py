@@ -312,3 +312,22 @@ def test_nan_and_infinity_are_refused_for_every_number_key(tmp_path, capsys, fal
                        capsys)
     assert message.startswith(f"error: config key {key!r} in the command line must be a finite number, got ")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("key, value, error", [
+    ("bounds", [[1.0, 0.0], [0.0, 1.0]], "'bounds' must have lo < hi on every axis, got [[1.0, 0.0], [0.0, 1.0]]"),
+    ("dt", -0.01, "'dt' must be above 0, got -0.01"),
+    ("default_connectivity_radius", 0, "'default_connectivity_radius' must be above 0, got 0"),
+    ("vel_std", [-1.0, 1.0], "'vel_std' must be at least 0, got [-1.0, 1.0]"),
+    ("acc_mean", [float("nan"), 0.0], "'acc_mean' must be finite, got [nan, 0.0]"),
+    ("gravity", [0.0, float("-inf")], "'gravity' must be finite, got [0.0, -inf]"),
+    ("bounds", [[0, "a"], [0, 1]], "'bounds' must be numbers, got [[0, 'a'], [0, 1]]"),
+])
+def test_metadata_numbers_are_checked_for_finiteness_order_and_sign(tmp_path, capsys, key, value, error):
+    data = Path(write_dataset(tmp_path / "data", train=2, valid=1))
+    metadata = json.loads((data / "metadata.json").read_text())
+    (data / "metadata.json").write_text(json.dumps({**metadata, key: value}))
+    message = run_main(["--config", "quick", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "steps=2"],
+                       capsys)
+    assert f"{data / 'metadata.json'}: {error}" in message, message
+    assert not (tmp_path / "run").exists()
