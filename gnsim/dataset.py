@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,6 +424,11 @@ class TrajectoryFile:
             key: _read(name, key, self._dataset(k, key))
             for key in self._file[self.names[k]] if key not in ("position", "particle_type")
         }
+        # The simulator's positions (a rollout's ground truth): a model's prediction may wander.
+        simulated = ("ground_truth", extras["ground_truth"]) if "ground_truth" in extras else ("position", position)
+        _check_inside(name, *simulated, self.metadata["bounds"], frames.start or 0)
+        if frames == slice(None):  # a window may rest; a whole trajectory that never moves is no data
+            _check_moves(name, *simulated, particle_type)
         return Trajectory(position, particle_type.astype(np.int64), extras)
 
     def sequence_lengths(self) -> list[int]:
@@ -458,6 +464,41 @@ def _check_storage(where: str, key: str, dataset: h5py.Dataset) -> None:
     reason = too_big(dataset.size * dataset.dtype.itemsize)
     if reason:
         raise DatasetError(f"{where}: field {key!r} of shape {dataset.shape} {reason}")
+    stored, spanned = _stored_chunks(dataset)
+    if stored < spanned:
+        raise DatasetError(f"{where}: field {key!r} stores {stored} of its {spanned} chunks (the rest would "
+                           "read as its fill value: it was never written)")
+
+
+def _stored_chunks(dataset: h5py.Dataset) -> tuple[int, int]:
+    """(chunks stored, chunks the shape spans); a contiguous dataset is one chunk."""
+    if dataset.size == 0:
+        return 0, 0
+    if dataset.chunks is None:
+        return int(dataset.id.get_storage_size() > 0), 1
+    spanned = math.prod(-(-extent // chunk) for extent, chunk in zip(dataset.shape, dataset.chunks))
+    return dataset.id.get_num_chunks(), spanned
+
+
+def _check_inside(name: str, key: str, position: np.ndarray, bounds: list, first_frame: int) -> None:
+    """A simulator's particle can leak past a wall, never by a whole box (nor can a periodic one,
+    which the data wraps): such a position is corrupt."""
+    bounds = np.asarray(bounds, dtype=np.float64)
+    extent = bounds[:, 1] - bounds[:, 0]
+    outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
+    if outside.any():
+        frame, particle, axis = np.argwhere(outside)[0]
+        raise DatasetError(f"{name}: {key}[{first_frame + frame}, {particle}, {axis}] = "
+                           f"{position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
+                           f"outside the bounds {bounds[axis].tolist()}")
+
+
+def _check_moves(name: str, key: str, position: np.ndarray, particle_type: np.ndarray) -> None:
+    """Some non-kinematic particle must move: a trajectory frozen in every frame (a fill value, a
+    copied frame) teaches nothing and its statistics are zero."""
+    moving = position[:, particle_type != KINEMATIC_PARTICLE]
+    if len(position) > 1 and moving.size and (moving == moving[:1]).all():
+        raise DatasetError(f"{name}: {key!r} never moves: every frame equals the first")
 
 
 def _read(name: str, key: str, dataset: h5py.Dataset, frames: slice = slice(None)) -> np.ndarray:
@@ -484,23 +525,11 @@ def validate(folder: str | os.PathLike) -> dict:
     metadata = read_metadata(folder)
     if not (Path(folder) / "train.h5").is_file():
         raise DatasetError(f"{Path(folder) / 'train.h5'}: file not found")
-    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
-    extent = bounds[:, 1] - bounds[:, 0]
     for split in SPLITS:
         if (Path(folder) / f"{split}.h5").is_file():
             trajectories = split_file(folder, split, metadata)
             for k in range(len(trajectories)):
-                position = trajectories.read(k).position
-                # A simulator's particle can leak past a wall, never by a whole box (nor can a
-                # periodic one, which the data wraps): such a position is corrupt.
-                outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (
-                    position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
-                if outside.any():
-                    frame, particle, axis = np.argwhere(outside)[0]
-                    raise DatasetError(
-                        f"{trajectories.path} trajectory {trajectories.names[k]}: position[{frame}, {particle}, {axis}]"
-                        f" = {position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
-                        f"outside the bounds {bounds[axis].tolist()}")
+                trajectories.read(k)
     return metadata
 
 

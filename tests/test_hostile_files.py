@@ -331,3 +331,31 @@ def test_metadata_numbers_are_checked_for_finiteness_order_and_sign(tmp_path, ca
                        capsys)
     assert f"{data / 'metadata.json'}: {error}" in message, message
     assert not (tmp_path / "run").exists()
+
+
+def fill_value_position(group, key, like):
+    group.create_dataset(key, shape=like.shape, dtype=like.dtype, chunks=(5, *like.shape[1:]), fillvalue=0.5)
+
+
+def frozen_position(group, key, like):
+    group[key] = np.broadcast_to(like[:1], like.shape)
+
+
+def far_position(group, key, like):
+    like[3, 7, 1] = 2.5  # 1.5 box sizes above the unit box
+    group[key] = like
+
+
+@pytest.mark.parametrize("make, error", [
+    (fill_value_position, "field 'position' stores 0 of its 6 chunks (the rest would read as its fill value: "
+                          "it was never written)"),
+    (frozen_position, "'position' never moves: every frame equals the first"),
+    (far_position, "position[3, 7, 1] = 2.5 lies more than 1 box size outside the bounds [0.0, 1.0]"),
+])
+def test_positions_never_written_never_moving_or_far_outside_are_refused_on_read(tmp_path, capsys, make, error):
+    data = Path(write_dataset(tmp_path / "data", train=2, valid=1))
+    forget_digests(data)
+    replace_field(data / "train.h5", "position", make)
+    assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
+    assert one_line(capsys) == f"error: {data / 'train.h5'} trajectory 00000: {error}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
