@@ -75,6 +75,25 @@ def writing(path: Path) -> Iterator[BinaryIO]:
         yield file
 
 
+@contextmanager
+def replacing_folder(path: Path) -> Iterator[Path]:
+    """A new temporary folder to build the folder `path` in: put in place of `path` when the block
+    ends without an error (the old folder removed whole, so none of its files outlive it), and
+    removed when it raises."""
+    path = Path(path)
+    staging = temporary_folder(path)
+    old = temporary_path(path, ".old")
+    try:
+        yield staging
+        if path.exists():
+            clear(old)
+            os.replace(path, old)
+        os.replace(staging, path)
+        clear(old)
+    finally:
+        clear(staging)
+
+
 def write_atomic(path: Path, content: bytes) -> None:
     with writing(path) as file:
         file.write(content)

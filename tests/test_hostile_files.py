@@ -359,3 +359,23 @@ def test_positions_never_written_never_moving_or_far_outside_are_refused_on_read
     assert convert_main([str(data), str(tmp_path / "out"), "--to", "npz"]) == 2
     assert one_line(capsys) == f"error: {data / 'train.h5'} trajectory 00000: {error}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_shipping_over_a_model_folder_replaces_it_whole(tmp_path, trained_run, capsys):
+    from training.ship import main as ship_main
+
+    model = tmp_path / "models/tiny"
+    model.mkdir(parents=True)
+    for name in ("model.pt", "metrics.json", "rollout_0.gif"):  # an older model, its scorecard and GIF
+        (model / name).write_bytes(b"old")
+    ship_main([str(trained_run), str(model)])
+    assert sorted(p.name for p in model.iterdir()) == ["command.txt", "config.yaml", "model.pt"]
+    assert sorted(p.name for p in model.parent.iterdir()) == ["tiny"]  # no temporary left
+
+    folder = tmp_path / "not_a_model"  # e.g. `models` given for `models/NAME`
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        ship_main([str(trained_run), str(folder)])
+    assert one_line(capsys).endswith(f"error: {folder}: exists and is not a model folder (no model.pt); choose another")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]

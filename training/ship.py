@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from gnsim.atomic import replacing_folder
 from gnsim.checkpoint import CheckpointError, read_checkpoint, run_checkpoint, slim_checkpoint
 
 
@@ -24,12 +25,13 @@ def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
     for name in ("config.yaml", "command.txt"):
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir / name}: not found; is {run_dir} a training run folder?")
-    out.mkdir(parents=True, exist_ok=True)
-    temporary = out / ".model.pt.partial"
-    torch.save(slim, temporary)
-    temporary.replace(out / "model.pt")
-    for name in ("config.yaml", "command.txt"):
-        shutil.copyfile(run_dir / name, out / name)
+    if out.exists() and any(out.iterdir()) and not (out / "model.pt").is_file():  # replaced whole below
+        raise CheckpointError(f"{out}: exists and is not a model folder (no model.pt); choose another")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replacing_folder(out) as staging:  # a new model: no file of an older one (its scorecard, GIF) stays
+        torch.save(slim, staging / "model.pt")
+        for name in ("config.yaml", "command.txt"):
+            shutil.copyfile(run_dir / name, staging / name)
     return out / "model.pt"
 
 
