@@ -379,3 +379,18 @@ def test_shipping_over_a_model_folder_replaces_it_whole(tmp_path, trained_run, c
         ship_main([str(trained_run), str(folder)])
     assert one_line(capsys).endswith(f"error: {folder}: exists and is not a model folder (no model.pt); choose another")
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_a_folder_at_the_cache_name_that_gnsim_did_not_make_is_left_alone(tmp_path, monkeypatch, capsys):
+    from gnsim.convert.pipeline import ensure_dataset
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    lagrangebench_dataset(tmp_path / "src", [0, 0, 1])
+    foreign = tmp_path / "src.gnsim"  # someone's own folder, with a gnsim-looking metadata.json
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("mine")
+    (foreign / "metadata.json").write_text(json.dumps({"format_version": 1}))
+    cache = ensure_dataset(tmp_path / "src")
+    assert cache.parent == tmp_path / "cache/gnsim" and (cache / "train.h5").is_file()
+    assert sorted(p.name for p in foreign.iterdir()) == ["metadata.json", "mine.txt"]
+    assert ensure_dataset(tmp_path / "src") == cache  # and it is reused
