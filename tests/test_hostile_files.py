@@ -394,3 +394,20 @@ def test_a_folder_at_the_cache_name_that_gnsim_did_not_make_is_left_alone(tmp_pa
     assert cache.parent == tmp_path / "cache/gnsim" and (cache / "train.h5").is_file()
     assert sorted(p.name for p in foreign.iterdir()) == ["metadata.json", "mine.txt"]
     assert ensure_dataset(tmp_path / "src") == cache  # and it is reused
+
+
+def test_generate_refuses_a_folder_of_other_files_unless_overwrite(tmp_path, capsys):
+    from simulators.generate import main as generate_main
+
+    out = tmp_path / "w1"
+    out.mkdir()
+    (out / "metadata.json").write_text('{"mine": true}')  # someone's own files
+    (out / "train.h5").write_bytes(b"not ours")
+    argv = ["water", "--out", str(out), "--num-train", "1", "--num-valid", "0", "--num-test", "0",
+            "--frames", "8", "--device", "cpu"]
+    assert generate_main(argv) == 2
+    assert one_line(capsys) == (f"error: {out}: holds files that are not a dataset written by generate "
+                                "(metadata.json, train.h5); choose another --out or pass --overwrite")
+    assert (out / "train.h5").read_bytes() == b"not ours"
+    assert generate_main([*argv, "--overwrite"]) == 0
+    assert generate_main(argv) == 0  # now a dataset generate wrote: rewritten
