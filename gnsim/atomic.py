@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 PARTIAL = ".partial-"
+LOCK_WRITE_SECONDS = 60  # a lock still empty after this long was never going to name its holder
 
 
 def temporary_path(path: Path, suffix: str = "") -> Path:
@@ -111,6 +114,33 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+def take_lock(path: Path) -> bool:
+    """Create the lock file `path`, naming this host and pid; False while another live process
+    holds it. A lock whose process on this host is gone (killed while holding it) is taken over."""
+    for _ in range(2):
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            if not _abandoned(path):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"{socket.gethostname()} {os.getpid()}\n")
+        return True
+    return False
+
+
+def _abandoned(lock: Path) -> bool:
+    """Whether the process that took `lock` is gone. One on another host cannot be asked (it may
+    live); an empty lock is a holder between creating and writing it, unless it is old."""
+    try:
+        host, pid = lock.read_text().split()
+    except (OSError, ValueError):
+        return time.time() - lock.stat().st_mtime > LOCK_WRITE_SECONDS if lock.exists() else True
+    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
 
 
 def remove_stale_partials(folder: Path) -> list[Path]:

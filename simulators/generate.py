@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim.atomic import remove_stale_partials, write_json_atomic
+from gnsim.atomic import remove_stale_partials, take_lock, write_json_atomic
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene
@@ -157,9 +157,7 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     if not all((s / "metadata.json").is_file() for s in shards):
         return shards[0].parent
     lock = out / ".shards" / "assemble.lock"
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
+    if not take_lock(lock):  # that of a worker killed while assembling is taken over
         return out  # another worker is assembling
     first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
     for shard in shards[1:]:

@@ -2,6 +2,7 @@
 one-line error naming the file and field, leaving nothing behind. docs/reliability.md lists them."""
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -411,3 +412,34 @@ def test_generate_refuses_a_folder_of_other_files_unless_overwrite(tmp_path, cap
     assert (out / "train.h5").read_bytes() == b"not ours"
     assert generate_main([*argv, "--overwrite"]) == 0
     assert generate_main(argv) == 0  # now a dataset generate wrote: rewritten
+
+
+@pytest.mark.parametrize("holder", ["dead", "old empty"])
+def test_the_assembly_lock_of_a_killed_worker_is_taken_over(tmp_path, holder):
+    import socket
+
+    from simulators.generate import generate
+
+    out = tmp_path / "data"
+    splits, options = {"train": 2, "valid": 0, "test": 0}, {"frames": 8, "device": "cpu"}
+    generate("water", out, splits=splits, shard=(0, 2), **options)
+    lock = out / ".shards/assemble.lock"  # as kill -9 while merging leaves it
+    lock.write_text(f"{socket.gethostname()} 99999999\n" if holder == "dead" else "")
+    if holder == "old empty":  # the lock of a version that wrote no pid
+        os.utime(lock, (0, 0))
+    generate("water", out, splits=splits, shard=(1, 2), **options)
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "train.h5"]
+
+
+def test_a_live_workers_assembly_lock_is_respected(tmp_path):
+    import socket
+
+    from gnsim.atomic import take_lock
+
+    lock = tmp_path / "assemble.lock"
+    lock.write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process
+    assert not take_lock(lock)
+    lock.write_text("another-host 99999999\n")  # on another host: it may be alive
+    assert not take_lock(lock)
+    lock.unlink()
+    assert take_lock(lock) and lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n"
