@@ -15,6 +15,8 @@ from tests.conftest import write_dataset
 from tests.test_convert import lagrangebench_dataset
 from tests.test_training import TINY, run_main
 from training.train import main as train_main
+from viz.export import main as export_main
+from viz.render import main as render_main
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -65,7 +67,7 @@ def secret(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("how", ["external position", "external extra", "virtual position"])
-def test_hdf5_data_kept_in_another_file_is_refused_by_converter_and_trainer(tmp_path, capsys, secret, how):
+def test_hdf5_data_kept_in_another_file_is_refused_by_every_reader(tmp_path, capsys, secret, how):
     data = Path(write_dataset(tmp_path / "data", train=2, valid=1))
     forget_digests(data)
     if how == "external position":
@@ -89,6 +91,15 @@ def test_hdf5_data_kept_in_another_file_is_refused_by_converter_and_trainer(tmp_
     assert message.startswith(expected) and kind in message, message
     assert not (tmp_path / "run").exists()
 
+    assert render_main([str(data / "train.h5"), "--out", str(tmp_path / "a.png")]) == 2
+    message = one_line(capsys)
+    assert message.startswith(expected) and kind in message, message
+    with pytest.raises(SystemExit):
+        export_main([str(data / "train.h5"), "--vtk", str(tmp_path / "vtk")])
+    message = one_line(capsys)
+    assert message.startswith(expected) and kind in message, message
+    assert {p.name for p in tmp_path.iterdir()} == {"data", "secret"} | ({"other"} if "virtual" in how else set())
+
 
 def test_lagrangebench_data_kept_in_another_file_is_refused(tmp_path, capsys, secret):
     lagrangebench_dataset(tmp_path / "src", [0, 0, 1])
@@ -106,9 +117,6 @@ def huge_position(group, key, like):
 
 
 def test_a_huge_declared_shape_in_a_tiny_file_is_refused_before_allocating(tmp_path, capsys):
-    from viz.export import main as export_main
-    from viz.render import main as render_main
-
     data = Path(write_dataset(tmp_path / "data", train=2, valid=0))
     forget_digests(data)
     replace_field(data / "train.h5", "position", huge_position)
