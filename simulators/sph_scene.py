@@ -13,7 +13,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from simulators.scene import SceneError, _number, _points, _positive, _vector, check_lattice, check_trajectory
+from simulators.scene import (
+    SceneError,
+    _number,
+    _points,
+    _positive,
+    _vector,
+    check_lattice,
+    check_trajectory,
+)
 from simulators.sph import FLUID, SUPPORT, WALL, SPHSolver, time_step
 
 FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
