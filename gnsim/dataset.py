@@ -356,6 +356,7 @@ class TrajectoryFile:
         self.min_frames = min_frames
         self._handle: h5py.File | None = None
         self._pid: int | None = None
+        self._checked: set[tuple[int, str]] = set()  # (trajectory, field) whose header is checked
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
@@ -391,6 +392,8 @@ class TrajectoryFile:
         return len(self.names)
 
     def _dataset(self, k: int, key: str) -> h5py.Dataset:
+        if (k, key) in self._checked:  # its header, checked on opening, is not checked per window
+            return self._file[self.names[k]][key]
         where = f"{self.path} trajectory {self.names[k]}"
         try:
             group = checked_entry(where, self._file, self.names[k], h5py.Group)
@@ -398,7 +401,9 @@ class TrajectoryFile:
             raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
         if key not in group:
             raise DatasetError(f"{where}: missing field {key!r}")
-        return checked_entry(where, group, key, h5py.Dataset)
+        dataset = checked_entry(where, group, key, h5py.Dataset)
+        self._checked.add((k, key))
+        return dataset
 
     def shape(self, k: int) -> tuple[int, ...]:
         """Shape [T, N, D] of trajectory k's positions, read from the header only."""
