@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,9 +18,10 @@ import numpy as np
 import torch
 import yaml
 
-from gnsim.atomic import replacing
+from gnsim.atomic import writing
 from gnsim.dataset import read_metadata
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig
+from gnsim.plain_yaml import load_yaml
 
 # The training data's metadata a checkpoint keeps; resuming a run needs data that agrees on all.
 METADATA_KEYS = (
@@ -37,6 +39,11 @@ METADATA_KEYS = (
 # What a trained model means physically: it rolls out on any dataset that agrees on these. The
 # normalisation comes from the checkpoint, the bounds and walls from the dataset.
 PHYSICS_KEYS = ("dim", "dt", "gravity", "particle_type_names")
+
+
+# The paper takes 10; a shared-weights model of a million steps holds few weights, yet never
+# finishes a frame.
+MAX_MESSAGE_PASSING_STEPS = 1000
 
 
 class CheckpointError(ValueError):
@@ -65,8 +72,8 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     }
     if average is not None:
         checkpoint["average"] = average.state_dict()
-    with replacing(path) as temporary:
-        torch.save(checkpoint, temporary)
+    with writing(path) as file:
+        torch.save(checkpoint, file)
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -119,6 +126,39 @@ def load_weights(path: Path, checkpoint: dict, simulator: LearnedSimulator, opti
         optimizer.load_state_dict(checkpoint["optimizer"])
 
 
+def check_model_config(path: Path, config: SimulatorConfig, metadata: dict, weights: dict) -> None:
+    """Refuse, before building it, a model config that does not describe the weights the
+    checkpoint holds: a config is a few numbers, and `latent_size=2**20` asks for terabytes.
+
+    The model is counted on the meta device (no memory) with at most two message-passing steps,
+    each further unshared step adding as many numbers as the second did.
+    """
+    steps = config.message_passing_steps
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_MESSAGE_PASSING_STEPS:
+        raise CheckpointError(f"{path}: model_config 'message_passing_steps' must be an integer from 1 "
+                              f"to {MAX_MESSAGE_PASSING_STEPS}, got {steps!r}")
+    counts = [_state_size(path, replace(config, message_passing_steps=k), metadata)
+              for k in range(1, min(steps, 2) + 1)]
+    expected = counts[0] + (0 if config.shared_weights else (steps - 1) * (counts[-1] - counts[0]))
+    held = sum(value.numel() for key, value in weights.items()
+               if isinstance(value, torch.Tensor) and key != "boundaries")  # see load_weights
+    if expected != held:
+        sizes = ", ".join(f"{key}={getattr(config, key)!r}" for key in (
+            "latent_size", "mlp_hidden_size", "mlp_num_hidden_layers", "message_passing_steps", "input_frames"))
+        raise CheckpointError(f"{path}: model_config ({sizes}) describes a model of {expected:,} numbers, "
+                              f"but the checkpoint holds {held:,}")
+
+
+def _state_size(path: Path, config: SimulatorConfig, metadata: dict) -> int:
+    """Numbers in the state dict of the model `config` describes, counted without allocating."""
+    try:
+        with torch.device("meta"):
+            model = LearnedSimulator(config, metadata)
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: cannot build its model ({first_line(error)})") from None
+    return sum(value.numel() for value in model.state_dict().values())
+
+
 def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[LearnedSimulator, dict]:
     """The trained simulator of a checkpoint, in eval mode, for a dataset of the same physics.
 
@@ -133,6 +173,7 @@ def simulator_from_checkpoint(path: str | os.PathLike, metadata: dict) -> tuple[
     keys = PHYSICS_KEYS + (() if config.connectivity_radius else ("default_connectivity_radius",))
     check_metadata(path, saved, metadata, keys)
     model_metadata = {**metadata, **{key: saved[key] for key in saved if key not in ("bounds",)}}
+    check_model_config(path, config, model_metadata, checkpoint["model"])
     try:
         simulator = LearnedSimulator(config, model_metadata)
     except (KeyError, ValueError) as error:
@@ -170,8 +211,8 @@ def start_from_model(model_dir: Path, run_dir: Path) -> int:
     last.parent.mkdir(parents=True, exist_ok=True)
     for source, target in [(state, last)] + [(model_dir / name, run_dir / name) for name in RUN_FILES]:
         if source.is_file():
-            with replacing(target) as temporary:
-                shutil.copyfile(source, temporary)
+            with writing(target) as file, source.open("rb") as original:
+                shutil.copyfileobj(original, file)
     return step
 
 
@@ -192,7 +233,11 @@ def run_data(run_dir: Path) -> Path:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise CheckpointError(f"{config_file}: not found; pass --data DIR")
-    data = (yaml.safe_load(config_file.read_text()) or {}).get("data")
+    try:
+        config = load_yaml(config_file.read_text(), "configs") or {}
+    except yaml.YAMLError as error:
+        raise CheckpointError(f"{config_file}: not valid YAML ({first_line(error)})") from None
+    data = config.get("data") if isinstance(config, dict) else None
     if not data:
         raise CheckpointError(f"{config_file}: names no dataset; pass --data DIR")
     return Path(data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,9 @@ import h5py
 import numpy as np
 import torch
 
-from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.atomic import clear, temporary_path, write_json_atomic
 from gnsim.domain import KINEMATIC_PARTICLE, PARTICLE_TYPES, Domain
+from gnsim.limits import too_big
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -30,6 +32,12 @@ NEIGHBOUR_FRAME_STRIDE = 10  # frames between neighbour counts for `mean_neighbo
 OUTSIDE_FACTOR = 1.0  # positions further outside the bounds than this many box sizes are corrupt
 CONTENT_DIGEST = "content_sha256"  # split-file attribute, matched against metadata's split_digests
 INPUT_FRAMES = 6  # the GNS model sees 6 positions (5 velocities) and predicts the 7th
+# Metadata numbers checked on every read: (lowest allowed, whether it must be exceeded).
+METADATA_NUMBERS = {
+    "bounds": (None, False), "dt": (0.0, True), "default_connectivity_radius": (0.0, True),
+    "vel_mean": (None, False), "vel_std": (0.0, False), "acc_mean": (None, False), "acc_std": (0.0, False),
+    "gravity": (None, False),
+}
 REQUIRED_METADATA = (
     "bounds", "sequence_length", "default_connectivity_radius", "dim", "dt",
     "vel_mean", "vel_std", "acc_mean", "acc_std",
@@ -170,7 +178,8 @@ class DatasetWriter:
         particle_type = np.asarray(particle_type)
         _check_trajectory(name, position, particle_type, self.dim)
         if split not in self._files:
-            self._files[split] = h5py.File(self._temporary(split), "w")
+            clear(self._temporary(split))  # a link planted there is removed, not written through
+            self._files[split] = h5py.File(self._temporary(split), "x")  # created exclusively
             self._digests[split] = hashlib.sha256()
         group = self._files[split].create_group(f"{self._counts.get(split, 0):05d}")
         fields = {"position": position.astype(np.float32, copy=False),
@@ -253,6 +262,26 @@ def read_json(path: Path, required: tuple[str, ...] = (), needed_by: str = "") -
     return content
 
 
+def read_json_lines(path: Path) -> list[dict]:
+    """The records of a JSON-lines log (metrics.jsonl), each an object with a `step`. A torn last
+    line, as a run killed mid-write leaves it, is dropped; a bad line before it is an error."""
+    lines = Path(path).read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                break
+            raise DatasetError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict) or "step" not in record:
+            raise DatasetError(f"{path} line {number}: needs a 'step'")
+        records.append(record)
+    return records
+
+
 def read_metadata(folder: str | os.PathLike) -> dict:
     """Read and check `folder/metadata.json`."""
     path = Path(folder) / "metadata.json"
@@ -265,7 +294,25 @@ def read_metadata(folder: str | os.PathLike) -> dict:
     for key in ("vel_mean", "vel_std", "acc_mean", "acc_std"):
         if np.shape(metadata[key]) != (dim,):
             raise DatasetError(f"{path}: {key!r} must have {dim} entries, got {metadata[key]!r}")
+    for key, rule in METADATA_NUMBERS.items():
+        if key in metadata:
+            _check_numbers(path, key, metadata[key], *rule)
+    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
+    if not (bounds[:, 0] < bounds[:, 1]).all():
+        raise DatasetError(f"{path}: 'bounds' must have lo < hi on every axis, got {metadata['bounds']!r}")
     return metadata
+
+
+def _check_numbers(path: Path, key: str, value, lowest: float | None, above: bool) -> None:
+    """Finite numbers, each at least `lowest` (above it when `above`): NaN passes every comparison."""
+    try:
+        numbers = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path}: {key!r} must be numbers, got {value!r}") from None
+    if not np.isfinite(numbers).all():
+        raise DatasetError(f"{path}: {key!r} must be finite, got {value!r}")
+    if lowest is not None and ((numbers <= lowest) if above else (numbers < lowest)).any():
+        raise DatasetError(f"{path}: {key!r} must be {'above' if above else 'at least'} {lowest:g}, got {value!r}")
 
 
 def _check_trajectory(name: str, position: np.ndarray, particle_type: np.ndarray, dim: int) -> None:
@@ -304,13 +351,22 @@ class TrajectoryFile:
         self.min_frames = min_frames
         self._handle: h5py.File | None = None
         self._pid: int | None = None
+        self._checked: set[tuple[int, str]] = set()  # (trajectory, field) whose header is checked
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
+        self._check_fields()
         expected = self.metadata.get("split_digests", {}).get(self.path.stem)
         if expected is not None and self._file.attrs.get(CONTENT_DIGEST) != expected:
             raise DatasetError(f"{self.path}: not the file metadata.json was written with (its content "
                                "digest differs): the folder mixes two writes; regenerate it")
+
+    def _check_fields(self) -> None:
+        """Every field's header (its storage, its size), so that a hostile file is refused on
+        opening, before a run folder or an output exists; reads no data."""
+        for k, name in enumerate(self.names):
+            for key in self._dataset(k, "position").parent:
+                self._dataset(k, key)
 
     @property
     def _file(self) -> h5py.File:
@@ -331,14 +387,18 @@ class TrajectoryFile:
         return len(self.names)
 
     def _dataset(self, k: int, key: str) -> h5py.Dataset:
+        if (k, key) in self._checked:  # its header, checked on opening, is not checked per window
+            return self._file[self.names[k]][key]
         where = f"{self.path} trajectory {self.names[k]}"
         try:
-            group = self._file[self.names[k]]
+            group = checked_entry(where, self._file, self.names[k], h5py.Group)
         except (KeyError, OSError) as error:
             raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
         if key not in group:
             raise DatasetError(f"{where}: missing field {key!r}")
-        return group[key]
+        dataset = checked_entry(where, group, key, h5py.Dataset)
+        self._checked.add((k, key))
+        return dataset
 
     def shape(self, k: int) -> tuple[int, ...]:
         """Shape [T, N, D] of trajectory k's positions, read from the header only."""
@@ -360,14 +420,85 @@ class TrajectoryFile:
         _check_trajectory(name, position, particle_type, self.metadata["dim"])
         if position.dtype != np.float32:
             raise DatasetError(f"{name}: 'position' must be float32, got {position.dtype}")
-        group = self._file[self.names[k]]
         extras = {
-            key: _read(name, key, group[key]) for key in group if key not in ("position", "particle_type")
+            key: _read(name, key, self._dataset(k, key))
+            for key in self._file[self.names[k]] if key not in ("position", "particle_type")
         }
+        # The simulator's positions (a rollout's ground truth): a model's prediction may wander.
+        simulated = ("ground_truth", extras["ground_truth"]) if "ground_truth" in extras else ("position", position)
+        _check_inside(name, *simulated, self.metadata["bounds"], frames.start or 0)
+        if frames == slice(None):  # a window may rest; a whole trajectory that never moves is no data
+            _check_moves(name, *simulated, particle_type)
         return Trajectory(position, particle_type.astype(np.int64), extras)
 
     def sequence_lengths(self) -> list[int]:
         return [self.shape(k)[0] for k in range(len(self))]
+
+
+def checked_entry(where: str, group: h5py.Group, key: str, kind: type) -> h5py.Group | h5py.Dataset:
+    """`group[key]`, refused unless it is a `kind` stored in this file and small enough to read.
+
+    HDF5 can point a dataset's bytes at any file on disk (external raw storage, virtual datasets,
+    external links): reading one would hand out, or convert, a file the user never named. A
+    chunked dataset can declare any shape in a few bytes: its size is checked before reading.
+    """
+    link = group.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise DatasetError(f"{where}: {key!r} is a {type(link).__name__} (links are refused: "
+                           "a dataset must hold its own data)")
+    entry = group[key]
+    if not isinstance(entry, kind):
+        raise DatasetError(f"{where}: {key!r} is not an HDF5 {kind.__name__.lower()}")
+    if isinstance(entry, h5py.Dataset):
+        _check_storage(where, key, entry)
+    return entry
+
+
+def _check_storage(where: str, key: str, dataset: h5py.Dataset) -> None:
+    if dataset.is_virtual:
+        raise DatasetError(f"{where}: field {key!r} is a virtual dataset (refused: its data would "
+                           "come from other files)")
+    if dataset.external:
+        raise DatasetError(f"{where}: field {key!r} keeps its data in the external file "
+                           f"{os.fsdecode(dataset.external[0][0])!r} (refused)")
+    reason = too_big(dataset.size * dataset.dtype.itemsize)
+    if reason:
+        raise DatasetError(f"{where}: field {key!r} of shape {dataset.shape} {reason}")
+    stored, spanned = _stored_chunks(dataset)
+    if stored < spanned:
+        raise DatasetError(f"{where}: field {key!r} stores {stored} of its {spanned} chunks (the rest would "
+                           "read as its fill value: it was never written)")
+
+
+def _stored_chunks(dataset: h5py.Dataset) -> tuple[int, int]:
+    """(chunks stored, chunks the shape spans); a contiguous dataset is one chunk."""
+    if dataset.size == 0:
+        return 0, 0
+    if dataset.chunks is None:
+        return int(dataset.id.get_storage_size() > 0), 1
+    spanned = math.prod(-(-extent // chunk) for extent, chunk in zip(dataset.shape, dataset.chunks))
+    return dataset.id.get_num_chunks(), spanned
+
+
+def _check_inside(name: str, key: str, position: np.ndarray, bounds: list, first_frame: int) -> None:
+    """A simulator's particle can leak past a wall, never by a whole box (nor can a periodic one,
+    which the data wraps): such a position is corrupt."""
+    bounds = np.asarray(bounds, dtype=np.float64)
+    extent = bounds[:, 1] - bounds[:, 0]
+    outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
+    if outside.any():
+        frame, particle, axis = np.argwhere(outside)[0]
+        raise DatasetError(f"{name}: {key}[{first_frame + frame}, {particle}, {axis}] = "
+                           f"{position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
+                           f"outside the bounds {bounds[axis].tolist()}")
+
+
+def _check_moves(name: str, key: str, position: np.ndarray, particle_type: np.ndarray) -> None:
+    """Some non-kinematic particle must move: a trajectory frozen in every frame (a fill value, a
+    copied frame) teaches nothing and its statistics are zero."""
+    moving = position[:, particle_type != KINEMATIC_PARTICLE]
+    if len(position) > 1 and moving.size and (moving == moving[:1]).all():
+        raise DatasetError(f"{name}: {key!r} never moves: every frame equals the first")
 
 
 def _read(name: str, key: str, dataset: h5py.Dataset, frames: slice = slice(None)) -> np.ndarray:
@@ -394,23 +525,11 @@ def validate(folder: str | os.PathLike) -> dict:
     metadata = read_metadata(folder)
     if not (Path(folder) / "train.h5").is_file():
         raise DatasetError(f"{Path(folder) / 'train.h5'}: file not found")
-    bounds = np.asarray(metadata["bounds"], dtype=np.float64)
-    extent = bounds[:, 1] - bounds[:, 0]
     for split in SPLITS:
         if (Path(folder) / f"{split}.h5").is_file():
             trajectories = split_file(folder, split, metadata)
             for k in range(len(trajectories)):
-                position = trajectories.read(k).position
-                # A simulator's particle can leak past a wall, never by a whole box (nor can a
-                # periodic one, which the data wraps): such a position is corrupt.
-                outside = (position < bounds[:, 0] - OUTSIDE_FACTOR * extent) | (
-                    position > bounds[:, 1] + OUTSIDE_FACTOR * extent)
-                if outside.any():
-                    frame, particle, axis = np.argwhere(outside)[0]
-                    raise DatasetError(
-                        f"{trajectories.path} trajectory {trajectories.names[k]}: position[{frame}, {particle}, {axis}]"
-                        f" = {position[frame, particle, axis]:.3g} lies more than {OUTSIDE_FACTOR:g} box size "
-                        f"outside the bounds {bounds[axis].tolist()}")
+                trajectories.read(k)
     return metadata
 
 

@@ -144,8 +144,8 @@ class LearnedSimulator(nn.Module):
         exactly g. Learned instead, the constant took many steps to get there (0.21 g at step 2000
         of the `quick` run), as water resting in deep pools pulls it towards 0.
         """
-        gravity = domain.gravity_per_frame()
-        return None if gravity is None else self.acceleration_normalizer(torch.as_tensor(gravity).float())
+        gravity = domain.gravity_per_frame()  # on the CPU, also when the model is counted on meta
+        return None if gravity is None else self.acceleration_normalizer(torch.as_tensor(gravity, device="cpu").float())
 
     # -- geometry ----------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ class Normalizer(nn.Module):
 
     def __init__(self, mean: list[float], std: list[float], noise_std: float = 0.0):
         super().__init__()
-        mean_tensor = torch.as_tensor(mean, dtype=torch.float64)
-        std_tensor = torch.sqrt(torch.as_tensor(std, dtype=torch.float64) ** 2 + noise_std**2)
+        # On the CPU even where a model is only counted, on the meta device (gnsim.checkpoint).
+        mean_tensor = torch.as_tensor(mean, dtype=torch.float64, device="cpu")
+        std_tensor = torch.sqrt(torch.as_tensor(std, dtype=torch.float64, device="cpu") ** 2 + noise_std**2)
         if not bool((std_tensor > 0).all()):
             raise ValueError(f"normalisation std must be positive, got {std_tensor.tolist()}")
         self.register_buffer("mean", mean_tensor.float())

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from gnsim.atomic import remove_stale_partials, write_json_atomic
+from gnsim.atomic import remove_stale_partials, take_lock, write_json_atomic
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene, parse_scene
@@ -32,8 +32,9 @@ SCENE_FORMATS = ("taichi_mpm",)  # inputs of other simulators that --scene-from 
 
 def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[str, int] | None = None,
              frames: int | None = None, seed: int = 0, device: str | None = None,
-             shard: tuple[int, int] = (0, 1)) -> Path:
+             shard: tuple[int, int] = (0, 1), overwrite: bool = False) -> Path:
     """Generate recipe `recipe` into `out` (or, with a shard other than (0, 1), that shard's share)."""
+    _check_out(Path(out), overwrite)
     spec = RECIPES[recipe]
     counts = dict(zip(SPLITS, spec.sizes[size].splits)) | (splits or {})
     config = spec.sizes[size]
@@ -87,8 +88,9 @@ def recipe_scene(recipe: str, split: str, index: int, seed: int = 0, size: str =
     return RECIPES[recipe].scene(np.random.default_rng([seed, SPLITS.index(split), index]), size, frames)
 
 
-def generate_scene(path: str | Path, out: str | Path, device: str | None = None) -> Path:
+def generate_scene(path: str | Path, out: str | Path, device: str | None = None, overwrite: bool = False) -> Path:
     """Simulate one scene file into `out` as trajectory 00000 of train.h5."""
+    _check_out(Path(out), overwrite)
     scene = load_scene(path)
     position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
     if isinstance(scene, SPHScene):
@@ -123,6 +125,24 @@ def _write_train(out: str | Path, scene, bounds: list, metadata: dict, runs: lis
         for position, particle_type in runs:
             writer.add("train", position, particle_type)
     return Path(out)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """`out` must be new, empty, or a dataset generate wrote (its files are rewritten), unless
+    `overwrite`: a folder of someone else's files would get ours on top of them."""
+    if overwrite or not out.exists():
+        return
+    if not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a folder; choose another --out")
+    try:
+        metadata = json.loads((out / "metadata.json").read_text())
+    except (OSError, ValueError):
+        metadata = {}
+    ours = isinstance(metadata, dict) and "format_version" in metadata and "simulator" in metadata
+    others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # .shards, partials: ours
+    if others and not ours:
+        raise DatasetError(f"{out}: holds files that are not a dataset written by generate ({', '.join(others[:3])}"
+                           f"{', ...' if len(others) > 3 else ''}); choose another --out or pass --overwrite")
 
 
 def _run(scene, device: str, name: str):
@@ -160,9 +180,7 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
     if not all((s / "metadata.json").is_file() for s in shards):
         return shards[0].parent
     lock = out / ".shards" / "assemble.lock"
-    try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
-    except FileExistsError:
+    if not take_lock(lock):  # that of a worker killed while assembling is taken over
         return out  # another worker is assembling
     first = json.loads((shards[0] / "metadata.json").read_text())  # shard 0 holds trajectory 0
     for shard in shards[1:]:
@@ -228,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", help="warp device, e.g. cpu or cuda:0 (default: cuda if available)")
     parser.add_argument("--shard", help="K/N: build only this worker's share (default: RANK/WORLD_SIZE if set)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into --out even if it holds files that are not a dataset generate wrote")
     args = parser.parse_args(argv)
     # A terminated run unwinds like Ctrl-C, so that the writer removes its temporary files.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -240,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"particles, {recipe.frames['small']} frames, {'/'.join(map(str, small.splits))} trajectories")
             return 0
         if args.scene:
-            out = generate_scene(args.scene, args.out or f"datasets/{Path(args.scene).stem}", args.device)
+            out = generate_scene(args.scene, args.out or f"datasets/{Path(args.scene).stem}", args.device,
+                                 args.overwrite)
             print(out)
             return 0
         if args.scene_from:
@@ -259,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.frames is not None and args.frames < 7:
             raise ValueError("--frames must be >= 7 (the GNS needs 6 input frames and a target)")
         print(generate(args.name, args.out or f"datasets/{args.name}", size=args.size, splits=splits,
-                       frames=args.frames, seed=args.seed, device=args.device, shard=_parse_shard(args.shard)))
+                       frames=args.frames, seed=args.seed, device=args.device, shard=_parse_shard(args.shard),
+                       overwrite=args.overwrite))
         return 0
     except (ValueError, SceneError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)

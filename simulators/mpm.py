@@ -218,6 +218,15 @@ def kernels(dim: int) -> SimpleNamespace:
                            gather=gather, g2p=g2p, vec=vec, mat=mat)
 
 
+def grid_resolution(lower: np.ndarray, upper: np.ndarray, dx: float) -> np.ndarray:
+    """Grid nodes per axis (as floats, so that a absurd dx cannot overflow): the domain in cells of
+    dx, and GRID_PADDING nodes beyond each wall."""
+    return np.ceil((np.asarray(upper, float) - np.asarray(lower, float)) / dx) + 2 * GRID_PADDING + 1
+
+
+GRID_NODE_BYTES = 4  # per axis of the node velocity, and once for its mass (or its cell's list head)
+
+
 class MPMSolver:
     """The state of one MLS-MPM simulation (particles and grid) and its substep."""
 
@@ -233,7 +242,7 @@ class MPMSolver:
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.dx = float(dx)
         origin = self.lower - GRID_PADDING * dx
-        resolution = np.ceil((self.upper - self.lower) / dx).astype(int) + 2 * GRID_PADDING + 1
+        resolution = grid_resolution(self.lower, self.upper, dx).astype(int)
         strides = [int(np.prod(resolution[d + 1:])) for d in range(dim)]
         self.origin = self.k.vec(*origin)
         self.resolution = wp.vec3i(*resolution.tolist(), *[1] * (3 - dim))

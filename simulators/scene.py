@@ -16,8 +16,10 @@ import numpy as np
 import warp as wp
 
 from gnsim.limits import too_big
+from gnsim.plain_yaml import load_yaml
 from simulators.colliders import SHAPES, UNBOUNDED, WALL_TYPES, Obstacle
 from simulators.materials import MaterialParams, make_material
+from simulators.mpm import GRID_NODE_BYTES, grid_resolution
 
 BOUNDARY_PARTICLES = ("all", "obstacles", "walls", "none")
 SCENE_KEYS = ("dim", "domain", "particle_spacing", "grid_spacing", "frames", "frame_dt", "walls",
@@ -69,7 +71,7 @@ def load_scene(path: str | Path) -> Scene:
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
-            data = _load_yaml(text)
+            data = load_yaml(text, "scenes")
         else:
             data = json.loads(text)
     except Exception as error:  # noqa: BLE001 - any parse failure is the file's fault
@@ -78,22 +80,6 @@ def load_scene(path: str | Path) -> Scene:
         return parse_scene(data)
     except SceneError as error:
         raise SceneError(f"{path}: {error}") from None
-
-
-def _load_yaml(text: str):
-    """YAML without aliases: a few lines of nested aliases expand to gigabytes (a "billion laughs")."""
-    import yaml
-
-    class NoAliases(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.YAMLError(
-                    f"aliases are refused in scenes (*{event.anchor} at line {event.start_mark.line + 1})"
-                )
-            return super().compose_node(parent, index)
-
-    return yaml.load(text, Loader=NoAliases)  # a SafeLoader: builds plain data only
 
 
 def parse_scene(data: dict) -> Scene:
@@ -291,9 +277,7 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     that contains it: positions [N, dim], velocities [N, dim], block index [N]."""
     s = scene.particle_spacing
     counts = [math.floor((hi - lo) / s + 1e-6) for lo, hi in zip(scene.lower, scene.upper)]
-    # The lattice's coordinates, their stack and the owner and mask arrays, in float64.
-    _check_memory("scene.particle_spacing", "the particle lattice",
-                  math.prod(counts) * (2 * scene.dim + 2) * 8)
+    check_lattice(counts, scene.dim)
     axes = [lo + s * (0.5 + np.arange(count)) for lo, count in zip(scene.lower, counts)]
     lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
     owner = np.full(len(lattice), -1)
@@ -301,10 +285,25 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         owner[(owner < 0) & _inside(block, lattice)] = index
     keep = owner >= 0
     x, owner = lattice[keep], owner[keep]
-    _check_memory("scene.frames", f"the trajectory of {len(x)} particles",
-                  scene.frames * len(x) * scene.dim * 4)
+    check_trajectory(scene.frames, len(x), scene.dim)
     v = np.stack([scene.blocks[b].velocity for b in owner]) if len(owner) else np.zeros((0, scene.dim))
     return x, v, owner
+
+
+def check_lattice(counts: list[int], dim: int) -> None:
+    """The lattice's coordinates, their stack and the owner and mask arrays, in float64."""
+    _check_memory("scene.particle_spacing", "the particle lattice", math.prod(counts) * (2 * dim + 2) * 8)
+
+
+def check_trajectory(frames: int, particles: int, dim: int) -> None:
+    """Positions [frames, particles, dim] float32."""
+    _check_memory("scene.frames", f"the trajectory of {particles} particles", frames * particles * dim * 4)
+
+
+def check_grid(scene: Scene) -> None:
+    """The MPM grid, before Warp allocates it: a node per grid_spacing across the domain."""
+    nodes = math.prod(grid_resolution(scene.lower, scene.upper, scene.grid_spacing))
+    _check_memory("scene.grid_spacing", f"the grid of {nodes:.3g} nodes", nodes * (scene.dim + 1) * GRID_NODE_BYTES)
 
 
 def _inside(block: Block, points: np.ndarray) -> np.ndarray:

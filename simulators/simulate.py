@@ -12,7 +12,7 @@ from gnsim.dataset import KINEMATIC_PARTICLE
 from simulators.colliders import WALL_TYPES, boundary_particles
 from simulators.materials import PARTICLE_TYPE
 from simulators.mpm import MPMSolver, free_fall_speed, time_step
-from simulators.scene import Scene, parse_scene, sample_blocks, to_warp_obstacle
+from simulators.scene import Scene, check_grid, parse_scene, sample_blocks, to_warp_obstacle
 from simulators.sph_scene import SPHScene, simulate_sph
 
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
@@ -43,6 +43,7 @@ def build_solver(scene: Scene, device: str = "cpu", gather: bool | None = None) 
     x, v, block = sample_blocks(scene)
     if len(x) == 0:
         raise SimulationError("the blocks hold no particle: make them larger than particle_spacing")
+    check_grid(scene)
     names = [b.material.name for b in scene.blocks]
     materials = [b.material for b in scene.blocks]  # one material slot per block
     volume = np.full(len(x), scene.particle_spacing**scene.dim)

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from simulators.scene import SceneError, _number, _points, _positive, _vector
+from simulators.scene import (
+    SceneError,
+    _number,
+    _points,
+    _positive,
+    _vector,
+    check_lattice,
+    check_trajectory,
+)
 from simulators.sph import FLUID, SUPPORT, WALL, SPHSolver, time_step
 
 FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
@@ -205,8 +213,9 @@ def particles(scene: SPHScene, device: str = "cpu", progress: bool | None = Fals
     With `relaxation`, each block's fluid starts from its relaxed positions instead (relaxed_fluid)."""
     s, n = scene.particle_spacing, scene.wall_layers
     pad = np.where(scene.periodic, 0, n)
-    axes = [lo + s * (0.5 + np.arange(-p, math.floor((hi - lo) / s + 1e-6) + p))
-            for lo, hi, p in zip(scene.lower, scene.upper, pad)]
+    counts = [math.floor((hi - lo) / s + 1e-6) + 2 * p for lo, hi, p in zip(scene.lower, scene.upper, pad)]
+    check_lattice(counts, scene.dim)
+    axes = [lo + s * (0.5 + np.arange(-p, count - p)) for lo, p, count in zip(scene.lower, pad, counts)]
     lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
     outside = (lattice < scene.lower) | (lattice > scene.upper)
     wall = outside.any(axis=1)
@@ -216,6 +225,7 @@ def particles(scene: SPHScene, device: str = "cpu", progress: bool | None = Fals
         owner[(owner < 0) & inside & ~wall] = index
     if not (owner >= 0).any():
         raise SceneError("scene.blocks: the boxes hold no particle; make them larger than particle_spacing")
+    check_trajectory(scene.frames, int((owner >= 0).sum() + wall.sum()), scene.dim)  # relaxing keeps the count
     if scene.relaxation:
         blocks = [relaxed_fluid(scene, block, device, progress) for block in scene.blocks]
         x_f, owner_f = np.concatenate(blocks), np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])

@@ -95,7 +95,9 @@ def test_training_that_diverges_stops_with_one_line_and_keeps_no_broken_checkpoi
         train_main(["--config", "quick", "--data", data, "--out", str(run), *TINY, "steps=300",
                     "checkpoint_every=1", "log_every=1000", *overrides])
     assert exit_code.value.code == 2
-    assert "training diverged at step" in one_line_error(capsys)
+    # Positions a box size outside the bounds are refused on read now (issue 33), before training.
+    expected = "lies more than 1 box size outside the bounds" if case == "huge positions" else "training diverged at step"
+    assert expected in one_line_error(capsys)
     for checkpoint in (run / "checkpoints").glob("*.pt"):
         weights = torch.load(checkpoint, weights_only=True)["model"]
         assert all(torch.isfinite(w).all() for w in weights.values())

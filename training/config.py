@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import fields
 from pathlib import Path
 
 import yaml
 
 from gnsim.learned_simulator import SimulatorConfig
+from gnsim.plain_yaml import load_yaml
 from gnsim.strategies import PushforwardSchedule, relative_noise_std
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -108,6 +110,8 @@ def _check_value(key: str, value, where: str) -> None:
     """A number within its key's range, a string among its key's choices."""
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
+        raise TrainingError(f"config key {key!r} in {where} must be a finite number, got {value!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise TrainingError(f"config key {key!r} in {where} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     if key in RANGES:
@@ -150,7 +154,7 @@ def parse_overrides(overrides: list[str]) -> dict:
             values[key] = text
             continue
         try:
-            values[key] = yaml.safe_load(text)
+            values[key] = load_yaml(text, "overrides")
         except yaml.YAMLError:
             raise TrainingError(f"override {item!r}: value is not valid YAML") from None
     check_keys(values, "the command line")
@@ -159,7 +163,7 @@ def parse_overrides(overrides: list[str]) -> dict:
 
 def read_yaml(path: Path, extra_keys: tuple[str, ...] = ()) -> dict:
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load_yaml(path.read_text(), "configs") or {}
     except yaml.YAMLError as error:
         raise TrainingError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gnsim.atomic import replacing
+from gnsim.atomic import replacing_folder
 from gnsim.checkpoint import (
     RUN_FILES,
     STATE,
@@ -35,14 +35,15 @@ def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
     for name in ("config.yaml", "command.txt"):
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir / name}: not found; is {run_dir} a training run folder?")
-    out.mkdir(parents=True, exist_ok=True)
-    with replacing(out / "model.pt") as temporary:
-        torch.save(slim, temporary)
-    copies = {STATE: run_dir / "checkpoints" / "last.pt", **{name: run_dir / name for name in RUN_FILES}}
-    for name, source in copies.items():
-        if source.is_file():
-            with replacing(out / name) as temporary:
-                shutil.copyfile(source, temporary)
+    if out.exists() and any(out.iterdir()) and not (out / "model.pt").is_file():  # replaced whole below
+        raise CheckpointError(f"{out}: exists and is not a model folder (no model.pt); choose another")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replacing_folder(out) as staging:  # a new model: no file of an older one (its scorecard, GIF) stays
+        torch.save(slim, staging / "model.pt")
+        copies = {STATE: run_dir / "checkpoints" / "last.pt", **{name: run_dir / name for name in RUN_FILES}}
+        for name, source in copies.items():
+            if source.is_file():
+                shutil.copyfile(source, staging / name)
     return out / "model.pt"
 
 

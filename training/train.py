@@ -41,7 +41,7 @@ from gnsim.checkpoint import (
     set_rng_state,
     start_from_model,
 )
-from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset
+from gnsim.dataset import DatasetError, TrajectoryDataset, WindowDataset, read_json_lines
 from gnsim.learned_simulator import LearnedSimulator, SimulatorConfig, material_per_particle
 from gnsim.metrics import SCORECARD, losing_rows, selection_score
 from gnsim.scorecard import aggregates, score, scorecard_item
@@ -353,12 +353,8 @@ class MetricsLogger:
         self.path = out / "metrics.jsonl"
         # On resume, drop lines an interrupted run logged after its last checkpoint.
         if self.path.is_file():
-            lines = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= resumed_step
-            ]
-            write_atomic(self.path, "".join(line + "\n" for line in lines).encode())
+            records = [r for r in read_json_lines(self.path) if r["step"] <= resumed_step]  # a torn tail dropped
+            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records).encode())
         self.writer = None
         if tensorboard:
             try:

@@ -18,7 +18,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pyvista as pv
 
-from gnsim.atomic import temporary_path
+from gnsim.atomic import temporary_folder
 from gnsim.dataset import DatasetError, TrajectoryFile, read_metadata
 from viz.points import as_3d
 
@@ -51,10 +51,9 @@ def export(path: str | os.PathLike, out: str | os.PathLike, trajectory: int = 0)
     fields = frame_fields(data.position.astype(np.float64), dt, None if truth is None else np.asarray(truth))
     points = as_3d(data.position)
     name = f"trajectory_{trajectory:05d}"
-    staging = temporary_path(out)
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = temporary_folder(out)
     try:
-        (staging / name).mkdir(parents=True)
+        (staging / name).mkdir()
         entries = []
         for t in range(len(points)):
             cloud = pv.PolyData(points[t])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gnsim.atomic import replacing
+from gnsim.dataset import DatasetError, read_json_lines
 
 # Curves of gnsim.metrics.evaluate_rollout: key -> (axis title, log scale)
 CURVES = {
@@ -36,18 +37,11 @@ class PlotError(ValueError):
 
 
 def read_training_log(path: Path) -> list[dict]:
-    """The JSON lines of metrics.jsonl; each needs a `step`."""
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PlotError(f"{path} line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or "step" not in record:
-            raise PlotError(f"{path} line {number}: needs a 'step'")
-        records.append(record)
+    """The JSON lines of metrics.jsonl; each needs a `step` (a torn last line is dropped)."""
+    try:
+        records = read_json_lines(path)
+    except DatasetError as error:
+        raise PlotError(str(error)) from None
     if not records:
         raise PlotError(f"{path}: no records")
     return records

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from gnsim.convert.source import STATISTICS, Source, TrajectoryRecord, available_splits
-from gnsim.dataset import DatasetError, read_json
+from gnsim.dataset import DatasetError, checked_entry, read_json
 
 SUFFIX = ".h5"
 # LagrangeBench NodeType -> GNS particle type: fluid -> water, both walls -> boundary (kinematic:
@@ -56,16 +56,13 @@ def read(folder: Path) -> Source:
         with h5py.File(path, "r") as file:
             for name in sorted(file):
                 where = f"{path} record {name}"
-                group = file[name]
-                if (
-                    not isinstance(group, h5py.Group)
-                    or "position" not in group
-                    or "particle_type" not in group
-                ):
+                group = checked_entry(where, file, name, h5py.Group)
+                if "position" not in group or "particle_type" not in group:
                     raise DatasetError(
                         f"{where}: expected a group with 'position' and 'particle_type'"
                     )
-                position, particle_type = group["position"][()], group["particle_type"][()]
+                fields = {key: checked_entry(where, group, key, h5py.Dataset)[()] for key in group}
+                position, particle_type = fields.pop("position"), fields.pop("particle_type")
                 if position.ndim != 3 or position.shape[2] != dim:
                     raise DatasetError(
                         f"{where}: 'position' has shape {position.shape}, "
@@ -76,10 +73,7 @@ def read(folder: Path) -> Source:
                         f"{where}: 'position' has {position.shape[1]} particles, the metadata's "
                         f"num_particles_max is {most}"
                     )
-                extras = {
-                    key: group[key][()] for key in group if key not in ("position", "particle_type")
-                }
-                yield TrajectoryRecord(position, map_particle_types(where, particle_type), extras)
+                yield TrajectoryRecord(position, map_particle_types(where, particle_type), fields)
 
     kept = {key: value for key, value in metadata.items() if key not in STATISTICS + _RECOUNTED}
     return Source.from_metadata(

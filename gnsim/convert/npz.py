@@ -15,7 +15,7 @@ names any other callable is refused, so converting a downloaded dataset cannot r
 
 from __future__ import annotations
 
-import io
+import math
 import pickle
 import sys
 import zipfile
@@ -33,6 +33,7 @@ from gnsim.dataset import (
     read_metadata,
     split_file,
 )
+from gnsim.limits import too_big
 
 SUFFIX = ".npz"
 LAYOUT_KEY = "gns_data"
@@ -66,18 +67,30 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _read_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
-    """One `.npy` member of an npz: plain arrays as numpy reads them, object arrays restricted."""
-    stream = io.BytesIO(archive.read(member))
-    version = np.lib.format.read_magic(stream)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(stream)
-    if not dtype.hasobject:
-        stream.seek(0)
-        return np.lib.format.read_array(stream, allow_pickle=False)
-    array = _ArrayUnpickler(stream).load()
+    """One `.npy` member of an npz: plain arrays as numpy reads them, object arrays restricted.
+
+    Streamed, and sized before reading: a megabyte of zip can inflate to gigabytes (its declared
+    size bounds what zipfile inflates), and a plain array's header can declare any shape.
+    """
+    _check_size(member, archive.getinfo(member).file_size)
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        if not dtype.hasobject:
+            _check_size(f"{member} of shape {shape}", math.prod(shape) * dtype.itemsize)
+            stream.seek(0)
+            return np.lib.format.read_array(stream, allow_pickle=False)
+        array = _ArrayUnpickler(stream).load()
     if not isinstance(array, np.ndarray) or array.shape != shape:
         raise ValueError(f"member {member!r} does not hold the [{shape}] array its header declares")
     return array
+
+
+def _check_size(member: str, size: int) -> None:
+    reason = too_big(size)
+    if reason:
+        raise ValueError(f"member {member} {reason}")
 
 
 def read_items(path: Path) -> tuple[str, list[str] | None, int, Iterator]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from gnsim.atomic import temporary_path, write_json_atomic
+from gnsim.atomic import replacing_folder, temporary_folder, write_json_atomic
 from gnsim.convert import lagrangebench, npz, taichi_mpm, tfrecord
 from gnsim.convert.source import Source
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter
@@ -128,7 +128,7 @@ def convert(
     if source_format == to:
         raise DatasetError(f"{src}: is already a {DESCRIPTIONS[to]} dataset")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = temporary_path(dst)
+    staging = temporary_folder(dst)
     try:
         if source_format == "gnsim":
             ours, source = src, None
@@ -139,7 +139,7 @@ def convert(
             )
             import_source(source, ours, progress)
         if to != "gnsim":
-            (staging / "result").mkdir(parents=True)
+            (staging / "result").mkdir()
             try:
                 WRITERS[to](ours, staging / "result", progress)
             except DatasetError as error:
@@ -167,14 +167,22 @@ def _cache_folders(folder: Path) -> list[Path]:
     return [beside, cache_home / "gnsim" / f"{folder.name}-{digest}"]
 
 
-def _is_cache_of(cache: Path, folder: Path) -> bool:
+def _conversion_source(cache: Path) -> dict:
+    """The `source` that gnsim's conversion wrote into `cache`'s metadata ({} if it is none)."""
     try:
         source = json.loads((cache / "metadata.json").read_text()).get("source", {})
-    except (OSError, ValueError):
-        return False
-    return source.get("path") == str(folder.resolve()) and source.get("fingerprint") == fingerprint(
-        folder
-    )
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return source if isinstance(source, dict) else {}
+
+
+def _is_conversion_of(cache: Path, folder: Path) -> bool:
+    return _conversion_source(cache).get("path") == str(folder.resolve())
+
+
+def _is_cache_of(cache: Path, folder: Path) -> bool:
+    """A conversion of `folder` as its files are now."""
+    return _is_conversion_of(cache, folder) and _conversion_source(cache).get("fingerprint") == fingerprint(folder)
 
 
 def ensure_dataset(
@@ -197,19 +205,19 @@ def ensure_dataset(
                 file=sys.stderr,
             )
             return cache
-    cache = next((c for c in candidates if _writable(_existing_parent(c))), None)
+    # A folder already at a cache's name is rewritten only when it is a conversion of this source.
+    cache = next((c for c in candidates if _writable(_existing_parent(c))
+                  and (not c.exists() or _is_conversion_of(c, folder))), None)
     if cache is None:
         raise DatasetError(
-            f"{folder}: needs converting, but no cache folder is writable "
+            f"{folder}: needs converting, but no cache folder is writable and free of other files "
             f"({candidates[0]}, {candidates[1]})"
         )
     # Said before reading a byte of it: the user sees what is done with their files.
     print(f"converting {folder} into {cache}", file=sys.stderr)
-    staging = cache.parent / f".{cache.name}.new-{os.getpid()}"
-    convert(folder, staging, source_format, "gnsim", progress)
-    if cache.exists():  # a stale conversion of an older version of the source
-        shutil.rmtree(cache)
-    os.replace(staging, cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with replacing_folder(cache) as staging:  # a stale conversion of an older source is replaced whole
+        convert(folder, staging, source_format, "gnsim", progress)
     print(
         f"converted the {DESCRIPTIONS[source_format]} dataset {folder} into {cache} "
         "(once: reused while the source is unchanged)",
