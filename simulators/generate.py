@@ -72,8 +72,8 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
     with DatasetWriter(folder, dim=spec.dim, dt=config.frame_dt, bounds=bounds,
                        connectivity_radius=config.connectivity_radius, metadata=metadata) as writer:
         for split, k in tqdm(jobs, total=count, desc=f"{recipe} trajectories", disable=None):
-            if _terminated:  # a SIGTERM whose KeyboardInterrupt was swallowed (e.g. in a __del__)
-                raise KeyboardInterrupt
+            if _terminated:  # a SIGTERM whose Terminated was swallowed (e.g. in a __del__)
+                raise Terminated
             scene = recipe_scene(recipe, split, k, seed, size, frames)
             position, particle_type = _run(scene, device, f"{split} trajectory {k:05d}")
             writer.add(split, position, particle_type)
@@ -210,10 +210,18 @@ def _assemble_if_complete(out: Path, total: int) -> Path:
 _terminated = False
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the run is, so that every writer discards its partial file.
+
+    Not KeyboardInterrupt: CPython exits by SIGINT, whatever main returns, once a KeyboardInterrupt
+    has crossed a PyRun_* call of some library (the exit code read -2, not 130, in half the runs).
+    """
+
+
 def _interrupt(signum, frame):
     global _terminated
     _terminated = True
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _parse_shard(text: str | None) -> tuple[int, int]:
@@ -289,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         print("error: interrupted; no partial file was kept, rerun to start again", file=sys.stderr)
         return 130
 

@@ -6,7 +6,6 @@ The keys of docs/scenes.md are a stable contract. Every error names the key it i
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,11 +14,22 @@ from pathlib import Path
 import numpy as np
 import warp as wp
 
-from gnsim.limits import too_big
 from gnsim.plain_yaml import load_yaml
 from simulators.colliders import SHAPES, UNBOUNDED, WALL_TYPES, Obstacle
 from simulators.materials import MaterialParams, make_material
 from simulators.mpm import GRID_NODE_BYTES, grid_resolution
+from simulators.scene_checks import (
+    SceneError,
+    check_lattice,
+    check_memory,
+    check_trajectory,
+    known_keys,
+    number,
+    points,
+    positive,
+    vector,
+)
+from simulators.sph_scene import parse_sph_scene
 
 BOUNDARY_PARTICLES = ("all", "obstacles", "walls", "none")
 SCENE_KEYS = ("dim", "domain", "particle_spacing", "grid_spacing", "frames", "frame_dt", "walls",
@@ -29,10 +39,6 @@ BLOCK_KEYS = ("material", "params", "velocity", "box", "sphere", "polygon")
 OBSTACLE_KEYS = ("walls", "friction", "thickness", *SHAPES)
 ROUND_KEYS = ("center", "radius")  # of a sphere or cylinder
 DEFAULT_WALL_FRICTION = 0.5
-
-
-class SceneError(ValueError):
-    """A scene is malformed; the message names the offending key."""
 
 
 @dataclass
@@ -87,29 +93,27 @@ def parse_scene(data: dict) -> Scene:
     if not isinstance(data, dict):
         raise SceneError("scene: expected a JSON object")
     if data.get("solver", "mpm") != "mpm":  # SPH scenes have keys of their own
-        from simulators.sph_scene import parse_sph_scene
-
         return parse_sph_scene(data)
-    _known_keys(data, SCENE_KEYS, "scene")
+    known_keys(data, SCENE_KEYS, "scene")
     for key in ("dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks"):
         if key not in data:
             raise SceneError(f"scene.{key}: missing")
     dim = data["dim"]
     if dim not in (2, 3) or isinstance(dim, bool):
         raise SceneError(f"scene.dim: must be 2 or 3, got {dim!r}")
-    domain = _points(data["domain"], 2, dim, "scene.domain")
+    domain = points(data["domain"], 2, dim, "scene.domain")
     lower, upper = domain
     if np.any(upper <= lower):
         raise SceneError("scene.domain: the upper corner must exceed the lower one on every axis")
-    spacing = _positive(data["particle_spacing"], "scene.particle_spacing")
-    grid_spacing = _positive(data.get("grid_spacing", 2 * spacing), "scene.grid_spacing")
+    spacing = positive(data["particle_spacing"], "scene.particle_spacing")
+    grid_spacing = positive(data.get("grid_spacing", 2 * spacing), "scene.grid_spacing")
     frames = data["frames"]
     if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
         raise SceneError(f"scene.frames: must be an integer >= 2, got {frames!r}")
     walls = data.get("walls", "slip")
     if walls not in WALL_TYPES:
         raise SceneError(f"scene.walls: must be one of {', '.join(WALL_TYPES)}, got {walls!r}")
-    gravity = _vector(data.get("gravity", [0.0, -9.81] + [0.0] * (dim - 2)), dim, "scene.gravity")
+    gravity = vector(data.get("gravity", [0.0, -9.81] + [0.0] * (dim - 2)), dim, "scene.gravity")
     boundary = data.get("boundary_particles", "all")
     if boundary not in BOUNDARY_PARTICLES:
         raise SceneError(f"scene.boundary_particles: must be one of {', '.join(BOUNDARY_PARTICLES)}, got {boundary!r}")
@@ -118,7 +122,7 @@ def parse_scene(data: dict) -> Scene:
         raise SceneError(f"scene.substeps: must be a positive integer, got {substeps!r}")
     if not isinstance(data["blocks"], list) or not data["blocks"]:
         raise SceneError("scene.blocks: expected a non-empty list of blocks")
-    wall_friction = _number(data.get("wall_friction", DEFAULT_WALL_FRICTION), "scene.wall_friction", minimum=0.0)
+    wall_friction = number(data.get("wall_friction", DEFAULT_WALL_FRICTION), "scene.wall_friction", minimum=0.0)
     obstacles = data.get("obstacles", [])
     if not isinstance(obstacles, list):
         raise SceneError("scene.obstacles: expected a list")
@@ -130,10 +134,10 @@ def parse_scene(data: dict) -> Scene:
         _check_overlaps(obstacle, lower, upper, f"scene.obstacles[{i}]")
     return Scene(
         dim=dim, lower=lower, upper=upper, particle_spacing=spacing, grid_spacing=grid_spacing,
-        frames=frames, frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), walls=walls,
+        frames=frames, frame_dt=positive(data["frame_dt"], "scene.frame_dt"), walls=walls,
         wall_friction=wall_friction, gravity=gravity, blocks=blocks,
         obstacles=parsed_obstacles,
-        boundary_particles=boundary, cfl=_positive(data.get("cfl", 0.4), "scene.cfl"), substeps=substeps,
+        boundary_particles=boundary, cfl=positive(data.get("cfl", 0.4), "scene.cfl"), substeps=substeps,
         source=data,
     )
 
@@ -141,7 +145,7 @@ def parse_scene(data: dict) -> Scene:
 def _block(data: dict, dim: int, where: str) -> Block:
     if not isinstance(data, dict):
         raise SceneError(f"{where}: expected an object")
-    _known_keys(data, BLOCK_KEYS, where)
+    known_keys(data, BLOCK_KEYS, where)
     if "material" not in data:
         raise SceneError(f"{where}.material: missing")
     params = data.get("params", {})
@@ -156,7 +160,7 @@ def _block(data: dict, dim: int, where: str) -> Block:
         raise SceneError(f"{where}: needs exactly one of 'box', 'sphere', 'polygon'")
     shape = shapes[0]
     if shape == "box":
-        lower, upper = _points(data["box"], 2, dim, f"{where}.box")
+        lower, upper = points(data["box"], 2, dim, f"{where}.box")
         if np.any(upper <= lower):
             raise SceneError(f"{where}.box: the upper corner must exceed the lower one on every axis")
         geometry = {"lower": lower, "upper": upper}
@@ -164,17 +168,17 @@ def _block(data: dict, dim: int, where: str) -> Block:
         sphere = data["sphere"]
         if not isinstance(sphere, dict) or "center" not in sphere or "radius" not in sphere:
             raise SceneError(f"{where}.sphere: expected {{\"center\": [...], \"radius\": r}}")
-        _known_keys(sphere, ROUND_KEYS, f"{where}.sphere")
-        geometry = {"center": _vector(sphere["center"], dim, f"{where}.sphere.center"),
-                    "radius": _positive(sphere["radius"], f"{where}.sphere.radius")}
+        known_keys(sphere, ROUND_KEYS, f"{where}.sphere")
+        geometry = {"center": vector(sphere["center"], dim, f"{where}.sphere.center"),
+                    "radius": positive(sphere["radius"], f"{where}.sphere.radius")}
     else:
         if dim != 2:
             raise SceneError(f"{where}.polygon: polygons are 2D only")
         vertices = data["polygon"]
         if not isinstance(vertices, list) or len(vertices) < 3:
             raise SceneError(f"{where}.polygon: expected at least 3 points")
-        geometry = {"vertices": _points(vertices, len(vertices), 2, f"{where}.polygon")}
-    velocity = _vector(data.get("velocity", [0.0] * dim), dim, f"{where}.velocity")
+        geometry = {"vertices": points(vertices, len(vertices), 2, f"{where}.polygon")}
+    velocity = vector(data.get("velocity", [0.0] * dim), dim, f"{where}.velocity")
     return Block(material, shape, geometry, velocity)
 
 
@@ -211,7 +215,7 @@ def _check_overlaps(obstacle: dict, lower: np.ndarray, upper: np.ndarray, where:
 def _obstacle(data: dict, dim: int, walls: str, friction: float, where: str) -> dict:
     if not isinstance(data, dict):
         raise SceneError(f"{where}: expected an object")
-    _known_keys(data, OBSTACLE_KEYS, where)
+    known_keys(data, OBSTACLE_KEYS, where)
     shapes = [s for s in SHAPES if s in data]
     if len(shapes) != 1:
         raise SceneError(f"{where}: needs exactly one of {', '.join(repr(s) for s in SHAPES)}")
@@ -220,25 +224,25 @@ def _obstacle(data: dict, dim: int, walls: str, friction: float, where: str) -> 
     if wall not in WALL_TYPES:
         raise SceneError(f"{where}.walls: must be one of {', '.join(WALL_TYPES)}, got {wall!r}")
     result = {"shape": shape, "walls": wall,
-              "friction": _number(data.get("friction", friction), f"{where}.friction", minimum=0.0)}
+              "friction": number(data.get("friction", friction), f"{where}.friction", minimum=0.0)}
     if shape == "box":
-        lower, upper = _points(data["box"], 2, dim, f"{where}.box")
+        lower, upper = points(data["box"], 2, dim, f"{where}.box")
         if np.any(upper <= lower):
             raise SceneError(f"{where}.box: the upper corner must exceed the lower one on every axis")
         result.update(lower=lower, upper=upper)
     elif shape == "ramp":
-        start, end = _points(data["ramp"], 2, dim, f"{where}.ramp")
+        start, end = points(data["ramp"], 2, dim, f"{where}.ramp")
         if np.linalg.norm((end - start)[:2]) == 0:
             raise SceneError(f"{where}.ramp: start and end must differ in x-y")
         result.update(start=start, end=end,
-                      thickness=_positive(data.get("thickness", 0.02), f"{where}.thickness"))
+                      thickness=positive(data.get("thickness", 0.02), f"{where}.thickness"))
     else:
         cylinder = data["cylinder"]
         if not isinstance(cylinder, dict) or "center" not in cylinder or "radius" not in cylinder:
             raise SceneError(f"{where}.cylinder: expected {{\"center\": [...], \"radius\": r}}")
-        _known_keys(cylinder, ROUND_KEYS, f"{where}.cylinder")
-        result.update(center=_vector(cylinder["center"], dim, f"{where}.cylinder.center"),
-                      radius=_positive(cylinder["radius"], f"{where}.cylinder.radius"))
+        known_keys(cylinder, ROUND_KEYS, f"{where}.cylinder")
+        result.update(center=vector(cylinder["center"], dim, f"{where}.cylinder.center"),
+                      radius=positive(cylinder["radius"], f"{where}.cylinder.radius"))
     return result
 
 
@@ -290,20 +294,10 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, v, owner
 
 
-def check_lattice(counts: list[int], dim: int) -> None:
-    """The lattice's coordinates, their stack and the owner and mask arrays, in float64."""
-    _check_memory("scene.particle_spacing", "the particle lattice", math.prod(counts) * (2 * dim + 2) * 8)
-
-
-def check_trajectory(frames: int, particles: int, dim: int) -> None:
-    """Positions [frames, particles, dim] float32."""
-    _check_memory("scene.frames", f"the trajectory of {particles} particles", frames * particles * dim * 4)
-
-
 def check_grid(scene: Scene) -> None:
     """The MPM grid, before Warp allocates it: a node per grid_spacing across the domain."""
     nodes = math.prod(grid_resolution(scene.lower, scene.upper, scene.grid_spacing))
-    _check_memory("scene.grid_spacing", f"the grid of {nodes:.3g} nodes", nodes * (scene.dim + 1) * GRID_NODE_BYTES)
+    check_memory("scene.grid_spacing", f"the grid of {nodes:.3g} nodes", nodes * (scene.dim + 1) * GRID_NODE_BYTES)
 
 
 def _inside(block: Block, points: np.ndarray) -> np.ndarray:
@@ -321,50 +315,3 @@ def _inside(block: Block, points: np.ndarray) -> np.ndarray:
             at = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
         inside ^= crosses & (x < at)
     return inside
-
-
-# ---------------------------------------------------------------------------------------------
-# Checking values
-
-
-def _check_memory(where: str, what: str, size: float) -> None:
-    """Refuse, before allocating, what would take more than half of this machine's memory."""
-    reason = too_big(size)
-    if reason:
-        raise SceneError(f"{where}: {what} {reason}")
-
-
-def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
-    """A misspelt key would silently be a default (gravity, a block at rest): refuse it."""
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SceneError(f"{where}.{key}: unknown key{hint}")
-
-
-def _number(value, where: str, minimum: float | None = None) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise SceneError(f"{where}: must be a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise SceneError(f"{where}: must be >= {minimum}, got {value!r}")
-    return float(value)
-
-
-def _positive(value, where: str) -> float:
-    value = _number(value, where)
-    if value <= 0:
-        raise SceneError(f"{where}: must be positive, got {value!r}")
-    return value
-
-
-def _vector(value, dim: int, where: str) -> np.ndarray:
-    if not isinstance(value, (list, tuple)) or len(value) != dim:
-        raise SceneError(f"{where}: expected {dim} numbers, got {value!r}")
-    return np.array([_number(v, f"{where}[{i}]") for i, v in enumerate(value)])
-
-
-def _points(value, count: int, dim: int, where: str) -> np.ndarray:
-    if not isinstance(value, (list, tuple)) or len(value) != count:
-        raise SceneError(f"{where}: expected {count} points of {dim} numbers, got {value!r}")
-    return np.stack([_vector(p, dim, f"{where}[{i}]") for i, p in enumerate(value)])

@@ -13,13 +13,10 @@ from simulators.colliders import WALL_TYPES, boundary_particles
 from simulators.materials import PARTICLE_TYPE
 from simulators.mpm import MPMSolver, free_fall_speed, time_step
 from simulators.scene import Scene, check_grid, parse_scene, sample_blocks, to_warp_obstacle
+from simulators.scene_checks import SimulationError
 from simulators.sph_scene import SPHScene, simulate_sph
 
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
-
-
-class SimulationError(RuntimeError):
-    """The simulation went unstable; the message names the frame and the likely cause."""
 
 
 def default_device() -> str:

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from simulators.scene import (
+from simulators.scene_checks import (
     SceneError,
-    _number,
-    _points,
-    _positive,
-    _vector,
+    SimulationError,
     check_lattice,
     check_trajectory,
+    number,
+    points,
+    positive,
+    vector,
 )
 from simulators.sph import FLUID, SUPPORT, WALL, SPHSolver, time_step
 
@@ -76,7 +77,7 @@ def parse_sph_scene(data: dict) -> SPHScene:
     dim = data["dim"]
     if dim not in (2, 3) or isinstance(dim, bool):
         raise SceneError(f"scene.dim: must be 2 or 3, got {dim!r}")
-    lower, upper = _points(data["domain"], 2, dim, "scene.domain")
+    lower, upper = points(data["domain"], 2, dim, "scene.domain")
     if np.any(upper <= lower):
         raise SceneError("scene.domain: the upper corner must exceed the lower one on every axis")
     frames = data["frames"]
@@ -85,7 +86,7 @@ def parse_sph_scene(data: dict) -> SPHScene:
     periodic = data.get("periodic", [False] * dim)
     if not isinstance(periodic, list) or len(periodic) != dim or not all(isinstance(p, bool) for p in periodic):
         raise SceneError(f"scene.periodic: expected {dim} booleans, got {periodic!r}")
-    spacing = _positive(data["particle_spacing"], "scene.particle_spacing")
+    spacing = positive(data["particle_spacing"], "scene.particle_spacing")
     for d in range(dim):
         cells = (upper[d] - lower[d]) / spacing
         if periodic[d] and (abs(cells - round(cells)) > 1e-6 or cells < 3 * SUPPORT - 1e-6):
@@ -96,7 +97,7 @@ def parse_sph_scene(data: dict) -> SPHScene:
         raise SceneError("scene.fluid: expected an object")
     for key in sorted(set(fluid) - FLUID_KEYS):
         raise SceneError(f"scene.fluid.{key}: unknown (known: {', '.join(sorted(FLUID_KEYS))})")
-    reference = _positive(fluid.get("reference_velocity", 1.0), "scene.fluid.reference_velocity")
+    reference = positive(fluid.get("reference_velocity", 1.0), "scene.fluid.reference_velocity")
     wall_layers = data.get("wall_layers", math.ceil(SUPPORT))
     if not isinstance(wall_layers, int) or isinstance(wall_layers, bool) or wall_layers < 1:
         raise SceneError(f"scene.wall_layers: must be a positive integer, got {wall_layers!r}")
@@ -109,7 +110,7 @@ def parse_sph_scene(data: dict) -> SPHScene:
             raise SceneError(f"scene.wall_velocity.{face}: not a face (known: {', '.join(f for f in FACES if FACES[f][0] < dim)})")
         if periodic[FACES[face][0]]:
             raise SceneError(f"scene.wall_velocity.{face}: that axis is periodic and has no wall")
-        wall_velocity[face] = _vector(velocity, dim, f"scene.wall_velocity.{face}")
+        wall_velocity[face] = vector(velocity, dim, f"scene.wall_velocity.{face}")
     transport = data.get("transport_velocity", True)
     if not isinstance(transport, bool):
         raise SceneError(f"scene.transport_velocity: must be true or false, got {transport!r}")
@@ -126,19 +127,19 @@ def parse_sph_scene(data: dict) -> SPHScene:
     relaxation = _relaxation(data["relaxation"], blocks) if "relaxation" in data else None
     return SPHScene(
         dim=dim, lower=lower, upper=upper, particle_spacing=spacing, frames=frames,
-        frame_dt=_positive(data["frame_dt"], "scene.frame_dt"), periodic=periodic,
-        gravity=_vector(data.get("gravity", [0.0, -9.81] + [0.0] * (dim - 2)), dim, "scene.gravity"),
-        density=_positive(fluid.get("density", 1000.0), "scene.fluid.density"),
-        viscosity=_number(fluid.get("viscosity", 1e-3), "scene.fluid.viscosity", minimum=0.0),
+        frame_dt=positive(data["frame_dt"], "scene.frame_dt"), periodic=periodic,
+        gravity=vector(data.get("gravity", [0.0, -9.81] + [0.0] * (dim - 2)), dim, "scene.gravity"),
+        density=positive(fluid.get("density", 1000.0), "scene.fluid.density"),
+        viscosity=number(fluid.get("viscosity", 1e-3), "scene.fluid.viscosity", minimum=0.0),
         reference_velocity=reference,
-        sound_speed=_positive(fluid.get("sound_speed", SOUND_SPEED_FACTOR * reference), "scene.fluid.sound_speed"),
-        eos_gamma=_positive(fluid.get("eos_gamma", 1.0), "scene.fluid.eos_gamma"),
-        background_pressure_factor=_number(fluid.get("background_pressure_factor", 5.0),
+        sound_speed=positive(fluid.get("sound_speed", SOUND_SPEED_FACTOR * reference), "scene.fluid.sound_speed"),
+        eos_gamma=positive(fluid.get("eos_gamma", 1.0), "scene.fluid.eos_gamma"),
+        background_pressure_factor=number(fluid.get("background_pressure_factor", 5.0),
                                            "scene.fluid.background_pressure_factor", minimum=0.0),
         blocks=blocks,
         wall_layers=wall_layers, wall_velocity=wall_velocity, transport_velocity=transport, substeps=substeps,
         density_evolution=evolution,
-        artificial_viscosity=_number(fluid.get("artificial_viscosity", 0.0), "scene.fluid.artificial_viscosity",
+        artificial_viscosity=number(fluid.get("artificial_viscosity", 0.0), "scene.fluid.artificial_viscosity",
                                      minimum=0.0),
         gravity_reversal=reversal, relaxation=relaxation, source=data)
 
@@ -159,7 +160,7 @@ def _relaxation(data, blocks: list[dict]) -> dict:
         raise SceneError(f"{where}.steps: must be a positive integer, got {steps!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise SceneError(f"{where}.seed: must be a non-negative integer, got {seed!r}")
-    return {"steps": steps, "noise": _number(data.get("noise", 0.25), f"{where}.noise", minimum=0.0), "seed": seed}
+    return {"steps": steps, "noise": number(data.get("noise", 0.25), f"{where}.noise", minimum=0.0), "seed": seed}
 
 
 def _gravity_reversal(data, dim: int, lower: np.ndarray, upper: np.ndarray) -> tuple[int, float]:
@@ -176,7 +177,7 @@ def _gravity_reversal(data, dim: int, lower: np.ndarray, upper: np.ndarray) -> t
     if not isinstance(data["axis"], str) or data["axis"] not in axes:
         raise SceneError(f"{where}.axis: must be one of {', '.join(axes)}, got {data['axis']!r}")
     axis = axes.index(data["axis"])
-    at = _number(data["at"], f"{where}.at")
+    at = number(data["at"], f"{where}.at")
     if not lower[axis] < at < upper[axis]:
         raise SceneError(f"{where}.at: must lie inside the domain along {data['axis']}, "
                          f"({lower[axis]:g}, {upper[axis]:g}), got {at:g}")
@@ -188,13 +189,13 @@ def _block(data: dict, dim: int, where: str) -> dict:
         raise SceneError(f"{where}: expected {{\"box\": [[lower], [upper]], \"velocity\": ...}}")
     for key in sorted(set(data) - {"box", "velocity", "vortex_offset"}):
         raise SceneError(f"{where}.{key}: unknown (known: box, velocity, vortex_offset)")
-    lower, upper = _points(data["box"], 2, dim, f"{where}.box")
+    lower, upper = points(data["box"], 2, dim, f"{where}.box")
     if np.any(upper <= lower):
         raise SceneError(f"{where}.box: the upper corner must exceed the lower one on every axis")
     velocity = data.get("velocity", [0.0] * dim)
     if velocity != "taylor-green":
-        velocity = _vector(velocity, dim, f"{where}.velocity")
-    offset = _vector(data.get("vortex_offset", [0.0] * dim), dim, f"{where}.vortex_offset")
+        velocity = vector(velocity, dim, f"{where}.velocity")
+    offset = vector(data.get("vortex_offset", [0.0] * dim), dim, f"{where}.vortex_offset")
     return {"lower": lower, "upper": upper, "velocity": velocity, "vortex_offset": offset}
 
 
@@ -308,8 +309,6 @@ def build_sph_solver(scene: SPHScene, device: str = "cpu", progress: bool | None
 def simulate_sph(scene: SPHScene, device: str = "cpu", progress: bool | None = False,
                  description: str = "frames") -> tuple[np.ndarray, np.ndarray]:
     """Positions [frames, N, dim] float32 (fluid, then walls) and GNS particle types [N]."""
-    from simulators.simulate import SimulationError
-
     solver, particle_type, dt, substeps = build_sph_solver(scene, device, progress)
     positions = np.empty((scene.frames, len(particle_type), scene.dim), np.float32)
     positions[0] = solver.positions()
