@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from gnsim.convert.__main__ import main as convert_main
 from tests.conftest import write_dataset
@@ -452,3 +453,34 @@ def test_a_live_workers_assembly_lock_is_respected(tmp_path):
     assert not take_lock(lock)
     lock.unlink()
     assert take_lock(lock) and lock.read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+
+
+def test_an_update_that_breaks_the_weights_is_never_saved_as_the_last_good_checkpoint(tmp_path, capsys,
+                                                                                      falling_blocks, monkeypatch):
+    # Step 1's loss is finite; its update leaves an infinite weight, as an overflowing gradient
+    # does (issue 33 item 8: last.pt of step 1 held such weights under "the last good checkpoint").
+    adam_step = torch.optim.Adam.step
+
+    def overflowing_step(self, *args, **kwargs):
+        result = adam_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", overflowing_step)
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), *TINY,
+                        "checkpoint_every=1", "steps=3"], capsys)
+    assert message.startswith("error: training diverged at step 1 (weights not finite)")
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_a_second_training_into_a_run_folder_in_use_is_refused(tmp_path, capsys, falling_blocks):
+    lock = tmp_path / ".run.lock"  # a live run holds it: this very process (issue 33 item 14)
+    lock.write_text(f"{os.uname().nodename} {os.getpid()}\n")
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), *TINY,
+                        "steps=2"], capsys)
+    assert message == f"error: {tmp_path / 'run'}: another training run is using it ({lock} names its host and pid)"
+    assert not (tmp_path / "run").exists()
+    lock.write_text(f"{os.uname().nodename} 999999999\n")  # its process is gone: taken over
+    train_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), *TINY, "steps=2"])
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file() and not lock.exists()

@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import yaml
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from gnsim.atomic import remove_stale_partials, write_atomic
+from gnsim.atomic import remove_stale_partials, take_lock, write_atomic
 from gnsim.checkpoint import (
     METADATA_KEYS,
     PHYSICS_KEYS,
@@ -175,6 +176,11 @@ def train(
         averaged_weights, weights = list(average.parameters()), list(simulator.parameters())
 
     def save(name: str) -> None:  # the state as of now: step and best are read at the call
+        # A finite loss can still be followed by an update that broke the weights: never save them.
+        if not bool(torch.stack([p.isfinite().all() for p in simulator.parameters()]).all()):
+            raise TrainingError(f"training diverged at step {step} (weights not finite); "
+                                f"{checkpoint_dir / 'last.pt'} keeps the last checkpoint before it. "
+                                "Lower learning_rate or check the data")
         save_checkpoint(
             checkpoint_dir / name, simulator, optimizer, config, metadata, step, best, average
         )
@@ -279,6 +285,23 @@ def train(
     if logger:
         logger.close()
     return last_metrics
+
+
+@contextmanager
+def holding(out: Path) -> Iterator[None]:
+    """Rank 0 holds the run folder `out` while it trains, by a lock beside it: a second run into
+    the same folder is refused, not interleaved with the first. A killed run's lock is taken over."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    lock = out.parent / f".{out.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    if not take_lock(lock):
+        raise TrainingError(f"{out}: another training run is using it ({lock} names its host and pid)")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 class Interrupted(TrainingError):
@@ -432,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
         command = shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)])
-        metrics = train(config, data, out, resume=args.resume, command=command)
+        with holding(Path(out)):
+            metrics = train(config, data, out, resume=args.resume, command=command)
     except Interrupted as message:
         print(message, file=sys.stderr)
         sys.exit(130)
