@@ -431,6 +431,10 @@ class TrajectoryFile:
             _check_moves(name, *simulated, particle_type)
         return Trajectory(position, particle_type.astype(np.int64), extras)
 
+    def particle_type_ids(self) -> set[int]:
+        """The particle type ids of every trajectory, reading no positions."""
+        return {int(i) for k in range(len(self)) for i in np.unique(self._dataset(k, "particle_type")[()])}
+
     def sequence_lengths(self) -> list[int]:
         return [self.shape(k)[0] for k in range(len(self))]
 

@@ -484,3 +484,16 @@ def test_a_second_training_into_a_run_folder_in_use_is_refused(tmp_path, capsys,
     lock.write_text(f"{os.uname().nodename} 999999999\n")  # its process is gone: taken over
     train_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), *TINY, "steps=2"])
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file() and not lock.exists()
+
+
+@pytest.mark.parametrize("override, error", [
+    ("steps=.inf", "config key 'steps' in the command line must be an integer, got inf"),
+    ("seed=-1", "config key 'seed' in the command line must be at least 0, got -1"),
+    ("device=foo", "device 'foo' is not a device (auto, cpu, cuda, cuda:N)"),
+    ("num_particle_types=2", "particle type id 5 needs num_particle_types above it, got 2"),
+])
+def test_a_careless_value_is_one_line_not_a_traceback(tmp_path, capsys, falling_blocks, override, error):
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "run"), *TINY,
+                        override], capsys)
+    assert message.endswith(error)
+    assert not (tmp_path / "run").exists()

@@ -78,7 +78,7 @@ RANGES = {
                      "learning_rate_decay_steps", "log_every", "validate_every", "checkpoint_every",
                      "rollout_steps", "threads", "num_particle_types", "batch_particles"), AT_LEAST_ONE),
     **dict.fromkeys(("learning_rate", "connectivity_radius", "wall_feature_range"), POSITIVE),
-    **dict.fromkeys(("steps", "learning_rate_final", "noise_std", "grad_clip", "num_workers",
+    **dict.fromkeys(("steps", "learning_rate_final", "noise_std", "grad_clip", "num_workers", "seed",
                      "keep_every", "rollout_trajectories", "mlp_num_hidden_layers",
                      "particle_type_embedding_size", "material_features", "noise_std_relative"),
                     NON_NEGATIVE),
@@ -137,7 +137,7 @@ def _coerce(key: str, value, where: str):
         if kind is int and number != int(number):
             raise ValueError
         return kind(number) if kind is int else number
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise TrainingError(
             f"config key {key!r} in {where} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
         ) from None

@@ -106,6 +106,10 @@ def train(
         material_per_particle(windows[0], model_config)
     except ValueError as error:
         raise TrainingError(f"{data}: {error}") from None
+    largest = max(windows.file.particle_type_ids())
+    if model_config.num_particle_types > 1 and largest >= model_config.num_particle_types:  # else no embedding
+        raise TrainingError(f"{data}: particle type id {largest} needs num_particle_types above it, "
+                            f"got {model_config.num_particle_types}")
 
     # ---- model, optimiser, and the state to resume from ---------------------------------------
     torch.manual_seed(config["seed"])  # the same initial weights on every rank
