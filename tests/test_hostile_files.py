@@ -497,3 +497,19 @@ def test_a_careless_value_is_one_line_not_a_traceback(tmp_path, capsys, falling_
                         override], capsys)
     assert message.endswith(error)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_window_read_by_a_loader_worker_is_one_line(tmp_path, capsys):
+    import h5py
+
+    data = write_dataset(tmp_path / "data", train=2, valid=1)
+    metadata = json.loads((tmp_path / "data" / "metadata.json").read_text())
+    metadata.pop("split_digests")  # a file edited after it was written, as a downloaded one may be
+    (tmp_path / "data" / "metadata.json").write_text(json.dumps(metadata))
+    with h5py.File(tmp_path / "data" / "train.h5", "a") as file:
+        position = file["00001/position"][...]
+        position[12, 3] = np.nan  # mid-trajectory: only the windows over frame 12 see it
+        file["00001/position"][...] = position
+    message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY,
+                        "num_workers=1", "steps=40"], capsys)
+    assert message.startswith(f"error: {data}/train.h5 trajectory 00001: 'position' has NaN or inf values")

@@ -291,6 +291,15 @@ def train(
     return last_metrics
 
 
+def worker_message(error: Exception) -> str:
+    """An error's own line: a DataLoader worker re-raises it wrapped in the worker's traceback,
+    whose last line is `module.ErrorClass: message`."""
+    message = str(error)
+    if "Original Traceback" not in message:
+        return message
+    return message.strip().splitlines()[-1].split(": ", 1)[-1]
+
+
 @contextmanager
 def holding(out: Path) -> Iterator[None]:
     """Rank 0 holds the run folder `out` while it trains, by a lock beside it: a second run into
@@ -465,7 +474,7 @@ def main(argv: list[str] | None = None) -> None:
         print(message, file=sys.stderr)
         sys.exit(130)
     except (TrainingError, DatasetError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {worker_message(error)}", file=sys.stderr)
         sys.exit(2)
     finally:
         if dist.is_initialized():
