@@ -13,9 +13,10 @@ from simulators.colliders import WALL_TYPES, boundary_particles
 from simulators.materials import PARTICLE_TYPE
 from simulators.mpm import MPMSolver, free_fall_speed, time_step
 from simulators.scene import Scene, check_grid, parse_scene, sample_blocks, to_warp_obstacle
-from simulators.scene_checks import SimulationError
+from simulators.scene_checks import SceneError, SimulationError
 from simulators.sph_scene import SPHScene, simulate_sph
 
+MAX_SUBSTEPS_PER_FRAME = 1e5  # ~100x a 1 cm water frame's; past it a small trajectory takes days
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
 
 
@@ -53,7 +54,13 @@ def build_solver(scene: Scene, device: str = "cpu", gather: bool | None = None) 
     # on top of the fastest initial velocity.
     speed = free_fall_speed(float(np.max(scene.upper - scene.lower)), float(np.linalg.norm(scene.gravity)))
     speed += float(np.max(np.linalg.norm(v, axis=1)))
-    substeps = scene.substeps or max(1, math.ceil(scene.frame_dt / time_step(scene.grid_spacing, materials, speed, scene.cfl)))
+    dt = time_step(scene.grid_spacing, materials, speed, scene.cfl)
+    substeps = scene.substeps or (scene.frame_dt / dt if dt > 0 else math.inf)
+    if not substeps <= MAX_SUBSTEPS_PER_FRAME:  # also NaN: a run that would never end, refused up front
+        raise SceneError(f"scene: {substeps:.3g} substeps per frame (cfl {scene.cfl}, fastest speed {speed:.3g} m/s, "
+                         f"grid_spacing {scene.grid_spacing}), more than {MAX_SUBSTEPS_PER_FRAME:g}: lower the "
+                         "velocities or substeps, or raise cfl or grid_spacing")
+    substeps = max(1, math.ceil(substeps))
     particle_type = np.array([PARTICLE_TYPE[names[b]] for b in block], np.int64)
     return solver, particle_type, scene.frame_dt / substeps, substeps
 

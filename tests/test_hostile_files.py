@@ -513,3 +513,21 @@ def test_a_bad_window_read_by_a_loader_worker_is_one_line(tmp_path, capsys):
     message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY,
                         "num_workers=1", "steps=40"], capsys)
     assert message.startswith(f"error: {data}/train.h5 trajectory 00001: 'position' has NaN or inf values")
+
+
+@pytest.mark.parametrize("change, shown", [
+    ({"velocity": [1e300, 0.0]}, "inf substeps per frame"),
+    ({"cfl": 1e-12}, "6.14e+12 substeps per frame"),
+    ({"substeps": 10**12}, "1e+12 substeps per frame"),
+])
+def test_a_scene_that_would_never_finish_is_refused_with_its_substeps(tmp_path, capsys, change, shown):
+    from simulators.generate import main as generate_main
+
+    block = {"material": "water", "box": [[0.2, 0.2], [0.4, 0.4]], **{k: v for k, v in change.items() if k == "velocity"}}
+    scene = {"dim": 2, "domain": [[0, 0], [1, 1]], "particle_spacing": 0.02, "frames": 10, "frame_dt": 0.005,
+             "blocks": [block], **{k: v for k, v in change.items() if k != "velocity"}}
+    (tmp_path / "scene.json").write_text(json.dumps(scene))
+    assert generate_main(["--scene", str(tmp_path / "scene.json"), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    message = one_line(capsys)
+    assert shown in message and message.endswith("lower the velocities or substeps, or raise cfl or grid_spacing")
+    assert not (tmp_path / "out").exists()
