@@ -531,3 +531,15 @@ def test_a_scene_that_would_never_finish_is_refused_with_its_substeps(tmp_path, 
     message = one_line(capsys)
     assert shown in message and message.endswith("lower the velocities or substeps, or raise cfl or grid_spacing")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_for_train_and_ship(tmp_path, capsys, falling_blocks, trained_run):
+    from training.ship import main as ship_main
+
+    (tmp_path / "afile").write_text("mine")
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(tmp_path / "afile"), *TINY], capsys)
+    assert message == f"error: {tmp_path / 'afile'}: exists and is not a folder; choose another --out"
+    with pytest.raises(SystemExit):
+        ship_main([str(trained_run), str(tmp_path / "afile")])
+    assert one_line(capsys) == f"error: {tmp_path / 'afile'}: exists and is not a folder; choose another"
+    assert (tmp_path / "afile").read_text() == "mine"

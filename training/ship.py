@@ -35,6 +35,8 @@ def ship(run_dir: Path, out: Path, checkpoint: Path | None = None) -> Path:
     for name in ("config.yaml", "command.txt"):
         if not (run_dir / name).is_file():
             raise CheckpointError(f"{run_dir / name}: not found; is {run_dir} a training run folder?")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a folder; choose another")
     if out.exists() and any(out.iterdir()) and not (out / "model.pt").is_file():  # replaced whole below
         raise CheckpointError(f"{out}: exists and is not a model folder (no model.pt); choose another")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -463,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
         data = args.data or config.pop("data", None) or "datasets/water"
         config.pop("data", None)
         out = args.out or f"runs/{Path(args.config).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+        if Path(out).exists() and not Path(out).is_dir():
+            raise TrainingError(f"{out}: exists and is not a folder; choose another --out")
         if not args.resume and (Path(out) / "checkpoints" / "last.pt").is_file():
             raise TrainingError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
