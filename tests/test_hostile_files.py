@@ -543,3 +543,23 @@ def test_an_out_that_is_a_file_is_one_line_for_train_and_ship(tmp_path, capsys, 
         ship_main([str(trained_run), str(tmp_path / "afile")])
     assert one_line(capsys) == f"error: {tmp_path / 'afile'}: exists and is not a folder; choose another"
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_sigterm_to_training_saves_the_state_like_ctrl_c(tmp_path, falling_blocks):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, "-m", "training.train", "--config", "quick", "--data", falling_blocks,
+                            "--out", str(out), *TINY, "steps=100000", "checkpoint_every=100000"],
+                           cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").read_text():  # steps under way
+        assert time.monotonic() < deadline and run.poll() is None, "training did not start"
+        time.sleep(0.1)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 130
+    step = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert step > 0 and f"interrupted at step {step}" in run.stderr.read()

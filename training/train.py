@@ -195,7 +195,10 @@ def train(
     # Ctrl-C ends the step under way; then the run saves last.pt and stops (Interrupted).
     interrupted: list[int] = []
     main_thread = threading.current_thread() is threading.main_thread()  # where signals are handled
-    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main_thread else None
+    # SIGTERM (a scheduler's or `kill`'s stop) likewise: the run saves what it has and stops.
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous_handlers = ({stop: signal.signal(stop, lambda signum, frame: interrupted.append(signum)) for stop in stops}
+                         if main_thread else {})
     try:
         while step < config["steps"] and not interrupted:
             batch = next(loader).to(device, non_blocking=True)
@@ -278,7 +281,8 @@ def train(
                     save(f"step_{step:08d}.pt")
     finally:
         if main_thread:
-            signal.signal(signal.SIGINT, previous_handler)
+            for stop, handler in previous_handlers.items():
+                signal.signal(stop, handler)
     if interrupted:
         stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
         if master:
@@ -318,7 +322,7 @@ def holding(out: Path) -> Iterator[None]:
 
 
 class Interrupted(TrainingError):
-    """Ctrl-C: the run saved its state and stopped."""
+    """Ctrl-C or SIGTERM: the run saved its state and stopped."""
 
 
 # A normalised-acceleration loss this large (the data's own is O(1) per axis) has diverged.
