@@ -72,8 +72,12 @@ def save_checkpoint(path: Path, simulator: LearnedSimulator, optimizer, config: 
     }
     if average is not None:
         checkpoint["average"] = average.state_dict()
-    with writing(path) as file:
-        torch.save(checkpoint, file)
+    try:
+        with writing(path) as file:
+            torch.save(checkpoint, file)
+    except (OSError, RuntimeError) as error:  # a full disk: torch's writer says "unexpected pos"
+        raise CheckpointError(f"{path}: could not be written ({first_line(error)}); any previous one "
+                              "is kept. Free some disk space and --resume") from None
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -563,3 +563,33 @@ def test_sigterm_to_training_saves_the_state_like_ctrl_c(tmp_path, falling_block
     assert run.wait(timeout=60) == 130
     step = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert step > 0 and f"interrupted at step {step}" in run.stderr.read()
+
+
+def test_an_out_it_may_not_write_is_one_line_for_train_and_ship(capsys, falling_blocks, trained_run):
+    from training.ship import main as ship_main
+
+    unwritable = Path("/sys/gnsim-test-run")  # sysfs refuses new entries even to root
+    if not Path("/sys").is_dir():
+        pytest.skip("no /sys to be refused by")
+    message = run_main(["--config", "quick", "--data", falling_blocks, "--out", str(unwritable), *TINY], capsys)
+    assert message.startswith("error: [Errno") and "/sys/" in message
+    with pytest.raises(SystemExit):
+        ship_main([str(trained_run), str(unwritable)])
+    assert one_line(capsys).startswith("error: [Errno")
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_one_line_and_leaves_no_partial_file(tmp_path, falling_blocks):
+    import subprocess
+    import sys
+
+    # A file-size limit fails the checkpoint's writes as a full disk does (EFBIG for ENOSPC).
+    script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000)); "
+              "from training.train import main; main(sys.argv[1:])")
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", script, "--config", "quick", "--data", falling_blocks,
+                             "--out", str(out), *TINY, "steps=2", "checkpoint_every=1"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out}/checkpoints/last.pt: could not be written")
+    assert list((out / "checkpoints").iterdir()) == []

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         path = ship(args.run_dir, args.out, args.checkpoint)
-    except CheckpointError as error:
+    except (CheckpointError, OSError) as error:  # OSError: a folder it may not write
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {path} (step {torch.load(path, weights_only=True)['step']})")

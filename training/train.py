@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     except Interrupted as message:
         print(message, file=sys.stderr)
         sys.exit(130)
-    except (TrainingError, DatasetError, CheckpointError) as error:
+    except (TrainingError, DatasetError, CheckpointError, OSError) as error:  # OSError: an --out it may not write
         print(f"error: {worker_message(error)}", file=sys.stderr)
         sys.exit(2)
     finally:
