@@ -587,7 +587,7 @@ def test_a_checkpoint_the_disk_cannot_hold_is_one_line_and_leaves_no_partial_fil
               "resource.setrlimit(resource.RLIMIT_FSIZE, (30000, 30000)); "
               "from training.train import main; main(sys.argv[1:])")
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-c", script, "--config", "quick", "--data", falling_blocks,
+    result = subprocess.run(check=False, args=[sys.executable, "-c", script, "--config", "quick", "--data", falling_blocks,
                              "--out", str(out), *TINY, "steps=2", "checkpoint_every=1"],
                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
