@@ -593,3 +593,12 @@ def test_a_checkpoint_the_disk_cannot_hold_is_one_line_and_leaves_no_partial_fil
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out}/checkpoints/last.pt: could not be written")
     assert list((out / "checkpoints").iterdir()) == []
+
+
+def test_periodic_flags_of_the_wrong_length_are_one_line(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", train=1, valid=1)
+    metadata = json.loads((tmp_path / "data" / "metadata.json").read_text())
+    (tmp_path / "data" / "metadata.json").write_text(json.dumps({**metadata, "periodic_boundary_conditions": [True]}))
+    message = run_main(["--config", "quick", "--data", data, "--out", str(tmp_path / "run"), *TINY], capsys)
+    assert message.endswith("(metadata 'periodic_boundary_conditions' must have 2 entries, got [True])")
+    assert not (tmp_path / "run").exists()
