@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
+from gnsim.domain import KINEMATIC_PARTICLE
+from simulators.materials import PARTICLE_TYPE
 from simulators.scene_checks import (
     SceneError,
     SimulationError,
@@ -25,7 +27,7 @@ from simulators.scene_checks import (
 )
 from simulators.sph import FLUID, SUPPORT, WALL, SPHSolver, time_step
 
-FLUID_TYPE, WALL_TYPE = 5, 3  # GNS particle type ids
+FLUID_TYPE, WALL_TYPE = PARTICLE_TYPE["water"], KINEMATIC_PARTICLE  # GNS particle type ids
 SOUND_SPEED_FACTOR = 10.0  # c0 = 10 U_ref: Mach 0.1, density varies ~1% (Monaghan 1994)
 FACES = {f"{axis}{side}": (d, side) for d, axis in enumerate("xyz") for side in "-+"}
 KEYS = {"solver", "dim", "domain", "particle_spacing", "frames", "frame_dt", "blocks", "periodic", "gravity",
