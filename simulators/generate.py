@@ -21,10 +21,7 @@ from gnsim.atomic import remove_stale_partials, take_lock, write_json_atomic
 from gnsim.dataset import SPLITS, DatasetError, DatasetWriter, split_file
 from simulators.recipes import CONNECTIVITY_SPACINGS, RECIPES
 from simulators.scene import SceneError, load_scene, parse_scene
-from simulators.simulate import SimulationError, resolve_device, simulate
-from simulators.sph_recipes import SPH_RECIPES
-from simulators.sph_scene import SPHScene
-from simulators.sph_scene import dataset_info as sph_dataset_info
+from simulators.simulate import SimulationError, dataset_info, resolve_device, simulate
 from simulators.taichi_scene import input_files, load_taichi_scene
 
 SCENE_FORMATS = ("taichi_mpm",)  # inputs of other simulators that --scene-from re-runs
@@ -46,9 +43,7 @@ def generate(recipe: str, out: str | Path, *, size: str = "small", splits: dict[
                 "grid_spacing": 2 * config.particle_spacing, "requested_trajectories": counts,
                 # The constant-velocity-plus-gravity baseline reads it (gnsim.baselines).
                 "gravity": spec.gravity}
-    bounds = [[0.1, 0.9]] * spec.dim
-    if recipe in SPH_RECIPES:
-        bounds, metadata = spec.dataset_info(size, metadata)
+    bounds, metadata = spec.dataset_info(size, metadata)
     # What makes a shard's trajectories: shards merge, or a finished one is kept, only if equal.
     arguments = {"recipe": recipe, "size": size, "seed": seed, "splits": counts, "frames": frames}
     if total > 1:
@@ -93,13 +88,7 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None,
     _check_out(Path(out), overwrite)
     scene = load_scene(path)
     position, particle_type = _run(scene, resolve_device(device), "train trajectory 00000")
-    if isinstance(scene, SPHScene):
-        bounds, metadata = sph_dataset_info(scene)
-    else:
-        bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
-        metadata = {"simulator": "mls-mpm (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
-                    "particle_spacing": scene.particle_spacing, "grid_spacing": scene.grid_spacing}
-    return _write_train(out, scene, bounds, metadata, [(position, particle_type)])
+    return _write_train(out, scene, *dataset_info(scene), [(position, particle_type)])
 
 
 def generate_from_taichi(path: str | Path, out: str | Path, device: str | None = None) -> Path:

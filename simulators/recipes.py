@@ -60,6 +60,10 @@ class Recipe:
         """m/s², along -y (the vertical axis in 2D and 3D)."""
         return [0.0, -9.81] + [0.0] * (self.dim - 2)
 
+    def dataset_info(self, size: str, metadata: dict) -> tuple[list[list[float]], dict]:
+        """Bounds and metadata of the dataset (as each SPH recipe gives its own): WaterDrop's box."""
+        return [[0.1, 0.9]] * self.dim, metadata
+
     def scene(self, rng: np.random.Generator, size: str = "small", frames: int | None = None) -> dict:
         """One random scene (the JSON dict of docs/scenes.md) for this recipe."""
         config = self.sizes[size]

@@ -15,6 +15,7 @@ from simulators.mpm import MPMSolver, free_fall_speed, time_step
 from simulators.scene import Scene, check_grid, parse_scene, sample_blocks, to_warp_obstacle
 from simulators.scene_checks import SceneError, SimulationError
 from simulators.sph_scene import SPHScene, simulate_sph
+from simulators.sph_scene import dataset_info as sph_dataset_info
 
 MAX_SUBSTEPS_PER_FRAME = 1e5  # ~100x a 1 cm water frame's; past it a small trajectory takes days
 MAX_CELLS_PER_SUBSTEP = 0.5  # beyond this a particle outruns its B-spline stencil (CFL violation)
@@ -63,6 +64,15 @@ def build_solver(scene: Scene, device: str = "cpu", gather: bool | None = None) 
     substeps = max(1, math.ceil(substeps))
     particle_type = np.array([PARTICLE_TYPE[names[b]] for b in block], np.int64)
     return solver, particle_type, scene.frame_dt / substeps, substeps
+
+
+def dataset_info(scene: Scene | SPHScene) -> tuple[list[list[float]], dict]:
+    """Bounds and metadata of a scene's dataset, from its solver's own description."""
+    if isinstance(scene, SPHScene):
+        return sph_dataset_info(scene)
+    bounds = np.stack([scene.lower, scene.upper], axis=1).tolist()
+    return bounds, {"simulator": "mls-mpm (warp)", "scene": scene.source, "gravity": scene.gravity.tolist(),
+                    "particle_spacing": scene.particle_spacing, "grid_spacing": scene.grid_spacing}
 
 
 def simulate(scene: Scene | SPHScene | dict, device: str | None = None, progress: bool | None = False,
