@@ -435,9 +435,6 @@ class TrajectoryFile:
         """The particle type ids of every trajectory, reading no positions."""
         return {int(i) for k in range(len(self)) for i in np.unique(self._dataset(k, "particle_type")[()])}
 
-    def sequence_lengths(self) -> list[int]:
-        return [self.shape(k)[0] for k in range(len(self))]
-
 
 def checked_entry(where: str, group: h5py.Group, key: str, kind: type) -> h5py.Group | h5py.Dataset:
     """`group[key]`, refused unless it is a `kind` stored in this file and small enough to read.
@@ -564,7 +561,8 @@ class WindowDataset(torch.utils.data.Dataset):
         self.input_frames = input_frames
         self.window = input_frames + 1 + extra_frames  # extra: the true frames a pushforward unrolls to
         self.file.min_frames = self.window
-        lengths = self.file.sequence_lengths()
+        shapes = [self.file.shape(k) for k in range(len(self.file))]  # headers only, read once
+        lengths = [shape[0] for shape in shapes]
         for k, length in enumerate(lengths):
             if length < self.window:
                 raise DatasetError(
@@ -572,7 +570,7 @@ class WindowDataset(torch.utils.data.Dataset):
                     f"fewer than the {self.window} needed"
                 )
         self.offsets = np.cumsum([0] + [length - self.window + 1 for length in lengths])
-        self._particles = [self.file.shape(k)[1] for k in range(len(lengths))]
+        self._particles = [shape[1] for shape in shapes]
 
     def mean_particles(self) -> float:
         """Particles per sample, averaged over the samples."""

@@ -192,11 +192,11 @@ RELATIVE_KEYS = {"noise_std": "noise_std_relative", "batch_size": "batch_particl
 def layered(*layers: dict) -> dict:
     """Configs merged in order: later keys win, and `noise_std=1e-3` or `batch_size=4` given
     over a preset that sets `noise_std_relative` or `batch_particles` means what it says."""
-    config: dict = {}
-    for layer in layers:
+    config = dict(layers[0])  # the base (DEFAULTS) sets both; the layers over it decide
+    for layer in layers[1:]:
         config |= layer
         for absolute, relative in RELATIVE_KEYS.items():
-            if absolute in layer and relative not in layer and layer is not DEFAULTS:
+            if absolute in layer and relative not in layer:
                 config[relative] = None
     return config
 
