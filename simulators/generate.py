@@ -91,12 +91,12 @@ def generate_scene(path: str | Path, out: str | Path, device: str | None = None,
     return _write_train(out, scene, *dataset_info(scene), [(position, particle_type)])
 
 
-def generate_from_taichi(path: str | Path, out: str | Path, device: str | None = None) -> Path:
+def generate_from_taichi(path: str | Path, out: str | Path, device: str | None = None, seed: int = 0) -> Path:
     """Re-run taichi_mpm input files (one, or a folder's inputs*.json) through our MPM into `out`:
     one train trajectory each, in the order of their numbers; the metadata names each input and
     keeps its scene, so that `simulators.diagnostics.compare_runs` pairs them with their runs."""
     files = input_files(path)
-    scenes = [load_taichi_scene(file) for file in files]
+    scenes = [load_taichi_scene(file, seed) for file in files]
     device = resolve_device(device)
     runs = [_run(parse_scene(scene), device, f"{file.name}") for file, scene in zip(files, scenes)]
     first = parse_scene(scenes[0])
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             form, path = args.scene_from
             if form not in SCENE_FORMATS:
                 raise ValueError(f"--scene-from: unknown format {form!r} (known: {', '.join(SCENE_FORMATS)})")
-            print(generate_from_taichi(path, args.out or f"datasets/{Path(path).stem}", args.device))
+            print(generate_from_taichi(path, args.out or f"datasets/{Path(path).stem}", args.device, args.seed))
             return 0
         if args.name is None:
             raise ValueError("give a recipe NAME, --scene FILE, --scene-from FORMAT PATH or --list")

@@ -32,9 +32,10 @@ from simulators.scene_checks import (
 from simulators.sph_scene import parse_sph_scene
 
 BOUNDARY_PARTICLES = ("all", "obstacles", "walls", "none")
+SEEDINGS = ("lattice", "random")
 SCENE_KEYS = ("dim", "domain", "particle_spacing", "grid_spacing", "frames", "frame_dt", "walls",
               "wall_friction", "gravity", "blocks", "obstacles", "boundary_particles", "cfl",
-              "substeps")
+              "substeps", "seeding", "seed")
 BLOCK_KEYS = ("material", "params", "velocity", "box", "sphere", "polygon")
 OBSTACLE_KEYS = ("walls", "friction", "thickness", *SHAPES)
 ROUND_KEYS = ("center", "radius")  # of a sphere or cylinder
@@ -66,6 +67,8 @@ class Scene:
     boundary_particles: str = "all"
     cfl: float = 0.4
     substeps: int | None = None  # fixed substeps per frame; None: from the CFL condition
+    seeding: str = "lattice"  # or "random": as many particles per block, uniformly at random
+    seed: int = 0  # of the random seeding
     source: dict = field(default_factory=dict)  # the scene as given, for the metadata
 
 
@@ -120,6 +123,11 @@ def parse_scene(data: dict) -> Scene:
     substeps = data.get("substeps")
     if substeps is not None and (not isinstance(substeps, int) or substeps < 1):
         raise SceneError(f"scene.substeps: must be a positive integer, got {substeps!r}")
+    seeding, seed = data.get("seeding", "lattice"), data.get("seed", 0)
+    if seeding not in SEEDINGS:
+        raise SceneError(f"scene.seeding: must be one of {', '.join(SEEDINGS)}, got {seeding!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SceneError(f"scene.seed: must be an integer >= 0, got {seed!r}")
     if not isinstance(data["blocks"], list) or not data["blocks"]:
         raise SceneError("scene.blocks: expected a non-empty list of blocks")
     wall_friction = number(data.get("wall_friction", DEFAULT_WALL_FRICTION), "scene.wall_friction", minimum=0.0)
@@ -138,7 +146,7 @@ def parse_scene(data: dict) -> Scene:
         wall_friction=wall_friction, gravity=gravity, blocks=blocks,
         obstacles=parsed_obstacles,
         boundary_particles=boundary, cfl=positive(data.get("cfl", 0.4), "scene.cfl"), substeps=substeps,
-        source=data,
+        seeding=seeding, seed=seed, source=data,
     )
 
 
@@ -185,13 +193,7 @@ def _block(data: dict, dim: int, where: str) -> Block:
 def _check_inside(block: Block, lower: np.ndarray, upper: np.ndarray, where: str) -> None:
     # Particles are sampled inside the domain only: a block reaching out of it would silently lose
     # the part outside.
-    g = block.geometry
-    if block.shape == "box":
-        low, high = g["lower"], g["upper"]
-    elif block.shape == "sphere":
-        low, high = g["center"] - g["radius"], g["center"] + g["radius"]
-    else:
-        low, high = g["vertices"].min(axis=0), g["vertices"].max(axis=0)
+    low, high = _bounding_box(block)
     if np.any(low < lower) or np.any(high > upper):
         raise SceneError(
             f"{where}.{block.shape}: reaches outside the domain {[lower.tolist(), upper.tolist()]} "
@@ -278,7 +280,8 @@ def to_warp_obstacle(o: dict, dim: int, lower: np.ndarray, upper: np.ndarray) ->
 
 def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Particles on one lattice of `particle_spacing` over the domain, each taken by the first block
-    that contains it: positions [N, dim], velocities [N, dim], block index [N]."""
+    that contains it (or, seeded at random, as many per block scattered over it): positions
+    [N, dim], velocities [N, dim], block index [N]."""
     s = scene.particle_spacing
     counts = [math.floor((hi - lo) / s + 1e-6) for lo, hi in zip(scene.lower, scene.upper)]
     check_lattice(counts, scene.dim)
@@ -290,8 +293,39 @@ def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keep = owner >= 0
     x, owner = lattice[keep], owner[keep]
     check_trajectory(scene.frames, len(x), scene.dim)
+    if scene.seeding == "random":
+        x = _scatter(scene, owner)
     v = np.stack([scene.blocks[b].velocity for b in owner]) if len(owner) else np.zeros((0, scene.dim))
     return x, v, owner
+
+
+def _scatter(scene: Scene, owner: np.ndarray) -> np.ndarray:
+    """Uniform random positions, as many in each block (outside the blocks before it) as the lattice
+    gives it: the seeding of taichi_elements' add_cube, without the lattice's aligned rows."""
+    rng = np.random.default_rng(scene.seed)
+    x = np.empty((len(owner), scene.dim))
+    for index, block in enumerate(scene.blocks):
+        mine = np.flatnonzero(owner == index)
+        low, high = _bounding_box(block)
+        found, count = [], 0
+        while count < len(mine):  # rejection: the lattice put >= 1 point where the block is uncovered
+            candidates = rng.uniform(low, high, (2 * len(mine), scene.dim))
+            keep = _inside(block, candidates)
+            for earlier in scene.blocks[:index]:
+                keep &= ~_inside(earlier, candidates)
+            found.append(candidates[keep])
+            count += int(keep.sum())
+        x[mine] = np.concatenate(found)[: len(mine)]
+    return x
+
+
+def _bounding_box(block: Block) -> tuple[np.ndarray, np.ndarray]:
+    g = block.geometry
+    if block.shape == "box":
+        return g["lower"], g["upper"]
+    if block.shape == "sphere":
+        return g["center"] - g["radius"], g["center"] + g["radius"]
+    return g["vertices"].min(axis=0), g["vertices"].max(axis=0)
 
 
 def check_grid(scene: Scene) -> None:

@@ -8,8 +8,8 @@ cubes (`gen_cube_from_data`: x, y, width, height), their velocities, the materia
 Our scene reproduces their run, not their input's intent, where the two differ:
 - walls: their frictional colliders act on grid nodes strictly beyond `sim_space`, so the last
   wall node is the one below 0.1 (6/64 on a 64 grid); our walls sit on that node, on the same grid;
-- particles: they seed 2^dim random particles per cell (`add_cube`); ours sit on a lattice at
-  half the grid spacing, the same count and density;
+- particles: they seed 2^dim particles per cell uniformly at random (`add_cube`); so do we
+  (`"seeding": "random"`, the count of a lattice at half the grid spacing), from our own seed;
 - frames: their first saved frame is the state after one frame, so we run one frame more and
   `taichi_frames` drops our initial state.
 """
@@ -33,7 +33,7 @@ REQUIRED = ("domain_size", "sim_space", "sim_resolution", "nsteps", "mpm_dt", "w
             "gen_cube_from_data", *MATERIAL_KEYS)
 
 
-def load_taichi_scene(path: str | Path) -> dict:
+def load_taichi_scene(path: str | Path, seed: int = 0) -> dict:
     """Our scene for a taichi_mpm input file; SceneError naming the file on anything unreadable."""
     path = Path(path)
     if not path.is_file():
@@ -43,13 +43,14 @@ def load_taichi_scene(path: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SceneError(f"{path}: not valid JSON ({str(error).splitlines()[0]})") from None
     try:
-        return scene_from_taichi(inputs)
+        return scene_from_taichi(inputs, seed)
     except SceneError as error:
         raise SceneError(f"{path}: {error}") from None
 
 
-def scene_from_taichi(inputs: dict) -> dict:
-    """Our scene (the dict of docs/scenes.md) for a taichi_mpm input; one block per cube."""
+def scene_from_taichi(inputs: dict, seed: int = 0) -> dict:
+    """Our scene (the dict of docs/scenes.md) for a taichi_mpm input; one block per cube, its
+    particles seeded at random from `seed`."""
     if not isinstance(inputs, dict):
         raise SceneError("taichi_mpm input: expected a JSON object")
     missing = [key for key in REQUIRED if key not in inputs]
@@ -78,7 +79,7 @@ def scene_from_taichi(inputs: dict) -> dict:
     return {
         "dim": dim, "domain": [lower.tolist(), upper.tolist()],
         # 2^dim particles per cell, as their add_cube seeds by default.
-        "particle_spacing": grid_spacing / 2, "grid_spacing": grid_spacing,
+        "particle_spacing": grid_spacing / 2, "grid_spacing": grid_spacing, "seeding": "random", "seed": seed,
         "frames": int(_number(inputs, "nsteps")) + 1, "frame_dt": _number(inputs, "mpm_dt"),
         "walls": "frictional", "wall_friction": _number(inputs, "wall_friction"),
         # In 2D their run_mpm.py never applies the input's gravity: the solver keeps its own.

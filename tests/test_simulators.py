@@ -15,6 +15,7 @@ from gnsim.dataset import read_metadata, split_file, validate
 from simulators import SceneError, SimulationError, load_scene, parse_scene, simulate
 from simulators.generate import generate, main
 from simulators.recipes import RECIPES
+from simulators.scene import sample_blocks
 from simulators.simulate import build_solver
 
 ISSUE_SCENE = {
@@ -75,6 +76,8 @@ def small(scene: dict, **changes) -> dict:
         ),
         ({"obstacles": [{"ramp": [[0.1, 0.1], [0.1, 0.1]]}]}, "scene.obstacles[0].ramp"),
         ({"gravity": [0, "down"]}, "scene.gravity[1]"),
+        ({"seeding": "poisson"}, "scene.seeding"),
+        ({"seed": -1}, "scene.seed"),
     ],
 )
 def test_scene_errors_name_the_key(change, key):
@@ -95,6 +98,26 @@ def test_yaml_scene_reads_like_json(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(ISSUE_SCENE))
     a, b = load_scene(tmp_path / "s.yaml"), load_scene(tmp_path / "s.json")
     assert a.source == b.source and a.particle_spacing == 0.002
+
+
+def test_random_seeding_scatters_the_lattice_count_over_each_block():
+    """As many particles per block as the lattice gives it, uniformly over the block and outside
+    the blocks before it; the same seed gives the same particles, another seed others."""
+    blocks = [{"material": "sand", "box": [[0.1, 0.1], [0.5, 0.5]]},
+              {"material": "water", "sphere": {"center": [0.5, 0.5], "radius": 0.2}}]
+    scene = {"dim": 2, "domain": [[0, 0], [1, 1]], "particle_spacing": 0.01, "frames": 2, "frame_dt": 0.01,
+             "blocks": blocks}
+    _, _, lattice_owner = sample_blocks(parse_scene(scene))
+    x, v, owner = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 3}))
+    assert np.array_equal(np.bincount(owner), np.bincount(lattice_owner)) and v.shape == x.shape
+    in_box = np.all((x >= 0.1) & (x <= 0.5), axis=1)
+    assert in_box[owner == 0].all() and not in_box[owner == 1].any()
+    assert np.all(np.linalg.norm(x[owner == 1] - 0.5, axis=1) <= 0.2)
+    sand = x[owner == 0]  # uniform: a quarter of the block's particles in each quadrant, within noise
+    assert np.all(np.abs(np.bincount(2 * (sand[:, 0] > 0.3) + (sand[:, 1] > 0.3)) / len(sand) - 0.25) < 0.03)
+    again, _, _ = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 3}))
+    other, _, _ = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 4}))
+    assert np.array_equal(x, again) and not np.allclose(x, other)
 
 
 # ---------------------------------------------------------------------------------------------

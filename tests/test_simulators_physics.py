@@ -176,10 +176,11 @@ def test_dam_break_surge_front_matches_martin_moyce():
 
 
 def column_collapse(
-    aspect_ratio: float, spacing: float, length: float = 0.05
+    aspect_ratio: float, spacing: float, length: float = 0.05, walls: str = "frictional", **scene_keys
 ) -> tuple[float, float]:
     """Normalised runout (L_f - L_i) / L_i and final height H_f / L_i of a 2D sand column of
-    width L_i and height a L_i released against a wall onto a frictional floor."""
+    width L_i and height a L_i released against a wall onto a frictional floor (or `walls`; other
+    scene keys, e.g. seeding, pass through)."""
     height = aspect_ratio * length
     reach = length * (2 + 3 * aspect_ratio)
     position, _ = simulate(
@@ -189,8 +190,9 @@ def column_collapse(
             spacing,
             61,
             0.01,
-            walls="frictional",
+            walls=walls,
             wall_friction=0.5,
+            **scene_keys,
         ),
         device="cpu",
     )

@@ -329,10 +329,11 @@ def dam_scene(across: int, length: float, frames: int = 2, frame_dt: float = 0.0
             "blocks": [{"box": [[0, 0], [1.0, 2.0]]}]}
 
 
-def dam_break_front(across: int, last_T: float):
+def dam_break_front(across: int, last_T: float, delay: float = 0.0):
     """Simulated Z at Martin & Moyce's T up to `last_T` (the front: the largest fluid x plus half a
     spacing, the edge of that particle's volume, so Z(0) = 1), their Z, the largest and RMS relative
-    density deviation over the run, and the masses before and after."""
+    density deviation over the run, and the masses before and after. `delay` (in T) compares against
+    a release that late, as if the gate had taken that long to open."""
     measured = MARTIN_MOYCE[MARTIN_MOYCE[:, 0] <= last_T]
     dx = 1.0 / across
     solver, types, dt, _ = build_sph_solver(parse_scene(dam_scene(across, measured[-1, 1] + 1.5)))
@@ -347,7 +348,7 @@ def dam_break_front(across: int, last_T: float):
         fronts.append(solver.positions()[fluid, 0].max() + dx / 2)
         relative = solver.densities()[fluid].astype(np.float64) - 1.0
         deviation, rms = max(deviation, np.abs(relative).max()), max(rms, np.sqrt((relative**2).mean()))
-    simulated = np.interp(measured[:, 0], np.array(times) * scale, fronts)
+    simulated = np.interp(measured[:, 0] - delay, np.array(times) * scale, fronts)
     print(f"dam break, {across} across: Z / Z_MM - 1 = {np.round(simulated / measured[:, 1] - 1, 3).tolist()}, "
           f"density deviation max {deviation:.2%}, rms {rms:.2%}")
     return simulated, measured[:, 1], deviation, rms, mass, solver.masses()
