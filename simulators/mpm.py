@@ -45,6 +45,8 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.struct
     class Particles:
+        """Each particle's state, and the lists the gathering P2G links it into."""
+
         x: wp.array(dtype=vec)
         v: wp.array(dtype=vec)
         C: wp.array(dtype=mat)  # APIC affine velocity
@@ -58,6 +60,8 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.struct
     class Grid:
+        """The background grid: its nodes' momentum or velocity and mass, and its geometry."""
+
         v: wp.array(dtype=vec)  # momentum during P2G, then velocity
         m: wp.array(dtype=float)  # scattering only: mass
         head: wp.array(dtype=int)  # gathering only: each cell's first particle
@@ -69,6 +73,8 @@ def kernels(dim: int) -> SimpleNamespace:
 
     @wp.struct
     class Scene:
+        """The constants of one scene: gravity, materials, the walls and the obstacles."""
+
         gravity: vec
         materials: wp.array(dtype=Material)
         lower: vec  # the domain, which particles never leave
