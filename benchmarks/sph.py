@@ -57,7 +57,7 @@ def ours(scene: dict, device: str) -> dict:
     """Our solver on a scene: the fluid's kinetic energy every frame; the first frame (compilation,
     graph capture) is left out of the timing."""
     solver, _, dt, substeps = build_sph_solver(parse_scene(scene), device=device)
-    mass, fluid = solver.masses().astype(np.float64), solver.kind.numpy() == 0
+    mass, fluid = solver.masses().astype(np.float64), solver.fluid.kind.numpy() == 0
 
     def kinetic_energy() -> float:
         u = solver.velocities().astype(np.float64)

@@ -2,8 +2,9 @@
 
 One substep is P2G (particles scatter mass, momentum and stress to the grid), the grid update
 (momentum -> velocity, gravity, walls and obstacles) and G2P (particles gather velocity and the
-affine matrix C, then move), the loop of Taichi's mpm88 with the names of the paper: x, v, C, F,
-grid_v, grid_m. Kernels are built once per dimension from one generic source (the quadratic
+affine matrix C, then move), the loop of Taichi's mpm88 with the names of the paper: particles.x,
+v, C, F and grid.v, grid.m, in Warp structs (Particles, Grid, and the Scene's constants) that every
+kernel takes by name. Kernels are built once per dimension from one generic source (the quadratic
 B-spline stencil has 3^dim nodes), compiled on CPU, and run unchanged on CUDA.
 
 On CUDA, P2G gathers instead of scattering: floating-point atomics would sum in an arbitrary order,
@@ -32,8 +33,9 @@ wp.init()
 
 @cache
 def kernels(dim: int) -> SimpleNamespace:
-    """The substep's kernels for `dim` = 2 or 3: P2G by scattering (p2g, then grid_update) or by
-    gathering (link, sort_cells, then gather, which also updates the grid), then G2P."""
+    """The substep's structs and kernels for `dim` = 2 or 3: P2G by scattering (p2g, then grid_update)
+    or by gathering (link, sort_cells, then gather, which also updates the grid), then G2P. Every
+    kernel takes the Particles, the Grid, the Scene and dt, so no launch can pass them out of order."""
     vec = wp.types.vector(dim, float)
     mat = wp.types.matrix((dim, dim), float)
     stencil = 3**dim
@@ -41,10 +43,53 @@ def kernels(dim: int) -> SimpleNamespace:
     options = {"max_unroll": stencil, "enable_backward": False}
     stress = stress_functions(dim)
 
+    @wp.struct
+    class Particles:
+        """Each particle's state, and the lists the gathering P2G links it into."""
+
+        x: wp.array(dtype=vec)
+        v: wp.array(dtype=vec)
+        C: wp.array(dtype=mat)  # APIC affine velocity
+        F: wp.array(dtype=mat)  # deformation gradient
+        volume_gain: wp.array(dtype=float)  # sand's owed log volume
+        mass: wp.array(dtype=float)
+        volume: wp.array(dtype=float)
+        material: wp.array(dtype=int)  # index into Scene.materials
+        affine: wp.array(dtype=mat)  # gathering only: the affine momentum link leaves for gather
+        next: wp.array(dtype=int)  # gathering only: the next particle in the base cell's list
+
+    @wp.struct
+    class Grid:
+        """The background grid: its nodes' momentum or velocity and mass, and its geometry."""
+
+        v: wp.array(dtype=vec)  # momentum during P2G, then velocity
+        m: wp.array(dtype=float)  # scattering only: mass
+        head: wp.array(dtype=int)  # gathering only: each cell's first particle
+        origin: vec  # position of node 0
+        dx: float
+        inv_dx: float
+        strides: wp.vec3i  # flat index of a node = sum over d of its index along d * strides[d]
+        resolution: wp.vec3i  # nodes per axis
+
+    @wp.struct
+    class Scene:
+        """The constants of one scene: gravity, materials, the walls and the obstacles."""
+
+        gravity: vec
+        materials: wp.array(dtype=Material)
+        lower: vec  # the domain, which particles never leave
+        upper: vec
+        wall_lower: wp.vec3  # the walls as collide sees them, a hair inside the domain
+        wall_upper: wp.vec3
+        walls: int
+        wall_friction: float
+        obstacles: wp.array(dtype=Obstacle)
+
     @wp.func
-    def bspline(X: vec):
+    def bspline(x: vec, grid: Grid):
         # Quadratic B-spline weights of the 3 nodes per axis from the base node, and the
         # particle's offset fx from that base node in cells (Hu et al. 2018, eq. 4 of mpm88).
+        X = (x - grid.origin) * grid.inv_dx
         base = wp.vector(length=dim, dtype=int)
         fx = vec()
         for d in range(dim):
@@ -92,78 +137,60 @@ def kernels(dim: int) -> SimpleNamespace:
         return a
 
     @wp.func
-    def update_particle(p: int, C: wp.array(dtype=mat), F: wp.array(dtype=mat),
-                        volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
-                        volume: wp.array(dtype=float), material: wp.array(dtype=int),
-                        materials: wp.array(dtype=Material), inv_dx: float, dx: float, dt: float):
+    def update_particle(p: int, particles: Particles, grid: Grid, scene: Scene, dt: float):
         # Deformation update F <- (I + dt C) F, then the material's return mapping and stress.
-        F_trial = (wp.identity(n=dim, dtype=float) + dt * C[p]) * F[p]
-        F_new, tau, gain = stress(materials[material[p]], F_trial, C[p], volume_gain[p])
-        F[p] = F_new
-        volume_gain[p] = gain
+        C = particles.C[p]
+        F_trial = (wp.identity(n=dim, dtype=float) + dt * C) * particles.F[p]
+        F, tau, gain = stress(scene.materials[particles.material[p]], F_trial, C, particles.volume_gain[p])
+        particles.F[p] = F
+        particles.volume_gain[p] = gain
         # Hu et al. 2018, eq. 29: the stress enters the affine momentum with D^-1 = 4 / dx^2.
-        affine = -dt * volume[p] * 4.0 * inv_dx * inv_dx * tau + mass[p] * C[p]
-        return affine * dx  # per cell: stencil offsets are in cells
+        inv_dx = grid.inv_dx
+        affine = -dt * particles.volume[p] * 4.0 * inv_dx * inv_dx * tau + particles.mass[p] * C
+        return affine * grid.dx  # per cell: stencil offsets are in cells
 
     @wp.kernel(module="unique", module_options=options)
-    def p2g(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
-            F: wp.array(dtype=mat), volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float),
-            volume: wp.array(dtype=float), material: wp.array(dtype=int), materials: wp.array(dtype=Material),
-            origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, dt: float,
-            grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float)):
+    def p2g(particles: Particles, grid: Grid, scene: Scene, dt: float):
         p = wp.tid()
-        affine_per_cell = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx,
-                                          dt)
-        momentum = mass[p] * v[p]
-        base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
+        affine_per_cell = update_particle(p, particles, grid, scene, dt)
+        m = particles.mass[p]
+        momentum = m * particles.v[p]
+        base, fx, w0, w1, w2 = bspline(particles.x[p], grid)
         for s in range(stencil):
-            weight, offset, node = stencil_node(s, base, fx, w0, w1, w2, strides)
-            wp.atomic_add(grid_v, node, weight * (momentum + affine_per_cell * offset))
-            wp.atomic_add(grid_m, node, weight * mass[p])
+            weight, offset, node = stencil_node(s, base, fx, w0, w1, w2, grid.strides)
+            wp.atomic_add(grid.v, node, weight * (momentum + affine_per_cell * offset))
+            wp.atomic_add(grid.m, node, weight * m)
 
     @wp.func
-    def node_velocity(g: int, momentum: vec, m: float, origin: vec, dx: float, strides: wp.vec3i,
-                      resolution: wp.vec3i, dt: float, gravity: vec, lower: wp.vec3, upper: wp.vec3,
-                      walls: int, wall_friction: float, obstacles: wp.array(dtype=Obstacle)):
-        v = momentum / m + dt * gravity  # momentum -> velocity, then body force
+    def node_velocity(g: int, momentum: vec, m: float, grid: Grid, scene: Scene, dt: float):
+        v = momentum / m + dt * scene.gravity  # momentum -> velocity, then body force
         position = vec()
         for d in range(dim):
-            position[d] = origin[d] + dx * float((g // strides[d]) % resolution[d])
-        return from3(collide(to3(v), to3(position), lower, upper, walls, wall_friction, obstacles, dim))
+            position[d] = grid.origin[d] + grid.dx * float((g // grid.strides[d]) % grid.resolution[d])
+        return from3(collide(to3(v), to3(position), scene.wall_lower, scene.wall_upper, scene.walls,
+                             scene.wall_friction, scene.obstacles, dim))
 
     @wp.kernel(module="unique", module_options=options)
-    def grid_update(grid_v: wp.array(dtype=vec), grid_m: wp.array(dtype=float), origin: vec,
-                    dx: float, strides: wp.vec3i, resolution: wp.vec3i, dt: float, gravity: vec,
-                    lower: wp.vec3, upper: wp.vec3, walls: int, wall_friction: float,
-                    obstacles: wp.array(dtype=Obstacle)):
+    def grid_update(grid: Grid, scene: Scene, dt: float):
         g = wp.tid()
-        m = grid_m[g]
+        m = grid.m[g]
         if m > 0.0:
-            grid_v[g] = node_velocity(g, grid_v[g], m, origin, dx, strides, resolution, dt, gravity,
-                                      lower, upper, walls, wall_friction, obstacles)
+            grid.v[g] = node_velocity(g, grid.v[g], m, grid, scene, dt)
 
     @wp.kernel(module="unique", module_options=options)
-    def link(x: wp.array(dtype=vec), C: wp.array(dtype=mat), F: wp.array(dtype=mat),
-             volume_gain: wp.array(dtype=float), mass: wp.array(dtype=float), volume: wp.array(dtype=float),
-             material: wp.array(dtype=int), materials: wp.array(dtype=Material), origin: vec, inv_dx: float, dx: float,
-             strides: wp.vec3i, dt: float, affine: wp.array(dtype=mat), head: wp.array(dtype=int),
-             next: wp.array(dtype=int)):
+    def link(particles: Particles, grid: Grid, scene: Scene, dt: float):
         # The particle update of P2G, then the particle joins the list of its base cell (the
         # stencil's first node); lists start empty (-1) and end at -1.
         p = wp.tid()
-        affine[p] = update_particle(p, C, F, volume_gain, mass, volume, material, materials, inv_dx, dx, dt)
-        base, _fx, _w0, _w1, _w2 = bspline((x[p] - origin) * inv_dx)
+        particles.affine[p] = update_particle(p, particles, grid, scene, dt)
+        base, _fx, _w0, _w1, _w2 = bspline(particles.x[p], grid)
         cell = int(0)  # noqa: UP018, RUF046
         for d in range(dim):
-            cell += base[d] * strides[d]
-        next[p] = wp.atomic_exch(head, cell, p)
+            cell += base[d] * grid.strides[d]
+        particles.next[p] = wp.atomic_exch(grid.head, cell, p)
 
     @wp.kernel(module="unique", module_options=options)
-    def gather(x: wp.array(dtype=vec), v: wp.array(dtype=vec), mass: wp.array(dtype=float),
-               affine: wp.array(dtype=mat), head: wp.array(dtype=int), next: wp.array(dtype=int),
-               origin: vec, inv_dx: float, dx: float, strides: wp.vec3i, resolution: wp.vec3i,
-               dt: float, gravity: vec, lower: wp.vec3, upper: wp.vec3, walls: int,
-               wall_friction: float, obstacles: wp.array(dtype=Obstacle), grid_v: wp.array(dtype=vec)):
+    def gather(particles: Particles, grid: Grid, scene: Scene, dt: float):
         # P2G and the grid update for node g: a particle reaches g as node s of its stencil when
         # its base cell is g minus the offset of s.
         g = wp.tid()
@@ -176,46 +203,43 @@ def kernels(dim: int) -> SimpleNamespace:
             for d in range(dim):
                 o = code % 3
                 code = code // 3
-                if (g // strides[d]) % resolution[d] < o:
+                if (g // grid.strides[d]) % grid.resolution[d] < o:
                     inside = False
-                cell -= o * strides[d]
+                cell -= o * grid.strides[d]
             p = int(-1)  # noqa: UP018, RUF046
             if inside:
-                p = head[cell]
+                p = grid.head[cell]
             while p >= 0:
-                base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
-                weight, offset, _node = stencil_node(s, base, fx, w0, w1, w2, strides)
-                momentum += weight * (mass[p] * v[p] + affine[p] * offset)
-                m += weight * mass[p]
-                p = next[p]
-        grid_v[g] = vec()
+                base, fx, w0, w1, w2 = bspline(particles.x[p], grid)
+                weight, offset, _node = stencil_node(s, base, fx, w0, w1, w2, grid.strides)
+                momentum += weight * (particles.mass[p] * particles.v[p] + particles.affine[p] * offset)
+                m += weight * particles.mass[p]
+                p = particles.next[p]
+        grid.v[g] = vec()
         if m > 0.0:
-            grid_v[g] = node_velocity(g, momentum, m, origin, dx, strides, resolution, dt, gravity,
-                                      lower, upper, walls, wall_friction, obstacles)
+            grid.v[g] = node_velocity(g, momentum, m, grid, scene, dt)
 
     @wp.kernel(module="unique", module_options=options)
-    def g2p(x: wp.array(dtype=vec), v: wp.array(dtype=vec), C: wp.array(dtype=mat),
-            grid_v: wp.array(dtype=vec), origin: vec, inv_dx: float, strides: wp.vec3i, dt: float,
-            lower: vec, upper: vec):
+    def g2p(particles: Particles, grid: Grid, scene: Scene, dt: float):
         p = wp.tid()
-        base, fx, w0, w1, w2 = bspline((x[p] - origin) * inv_dx)
+        base, fx, w0, w1, w2 = bspline(particles.x[p], grid)
         new_v = vec()
         new_C = mat()
         for s in range(stencil):
-            weight, offset, node = stencil_node(s, base, fx, w0, w1, w2, strides)
-            weighted_v = weight * grid_v[node]
+            weight, offset, node = stencil_node(s, base, fx, w0, w1, w2, grid.strides)
+            weighted_v = weight * grid.v[node]
             new_v += weighted_v
             new_C += wp.outer(weighted_v, offset)
         # APIC affine velocity, C = D^-1 sum_i w_i v_i (x_i - x_p)^T with D^-1 = 4 / dx^2
         # (Jiang et al. 2015); offsets are in cells, hence 4 / dx.
-        new_C = 4.0 * inv_dx * new_C
-        v[p] = new_v
-        C[p] = new_C
+        new_C = 4.0 * grid.inv_dx * new_C
+        particles.v[p] = new_v
+        particles.C[p] = new_C
         # Walls are impenetrable: a sub-cell overshoot past a wall is put back on it.
-        x[p] = wp.min(wp.max(x[p] + dt * new_v, lower), upper)
+        particles.x[p] = wp.min(wp.max(particles.x[p] + dt * new_v, scene.lower), scene.upper)
 
-    return SimpleNamespace(p2g=p2g, grid_update=grid_update, link=link,
-                           gather=gather, g2p=g2p, vec=vec, mat=mat)
+    return SimpleNamespace(Particles=Particles, Grid=Grid, Scene=Scene, p2g=p2g, grid_update=grid_update,
+                           link=link, gather=gather, g2p=g2p, vec=vec, mat=mat)
 
 
 def grid_resolution(lower: np.ndarray, upper: np.ndarray, dx: float) -> np.ndarray:
@@ -238,42 +262,48 @@ class MPMSolver:
         self.device = device
         # P2G by gathering (default on CUDA, whose atomics sum in any order) or by scattering.
         self.gather = wp.get_device(device).is_cuda if gather is None else gather
-        self.k = kernels(dim)
-        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.k = k = kernels(dim)
+        lower, upper = np.asarray(lower, float), np.asarray(upper, float)
         self.dx = float(dx)
-        origin = self.lower - GRID_PADDING * dx
-        resolution = grid_resolution(self.lower, self.upper, dx).astype(int)
-        strides = [int(np.prod(resolution[d + 1:])) for d in range(dim)]
-        self.origin = self.k.vec(*origin)
-        self.resolution = wp.vec3i(*resolution.tolist(), *[1] * (3 - dim))
-        self.strides = wp.vec3i(*strides, *[0] * (3 - dim))
+        resolution = grid_resolution(lower, upper, dx).astype(int)
         self.num_nodes = int(np.prod(resolution))
         n = len(x)
-        density = np.array([m.density for m in materials])[material]
         as_array = lambda a, dtype: wp.array(np.ascontiguousarray(a), dtype=dtype, device=device)
-        self.x = as_array(x.astype(np.float32), self.k.vec)
-        self.v = as_array(v.astype(np.float32), self.k.vec)
-        self.C = wp.zeros(n, dtype=self.k.mat, device=device)
-        self.F = as_array(np.tile(np.eye(dim, dtype=np.float32), (n, 1, 1)), self.k.mat)
-        self.volume_gain = wp.zeros(n, dtype=float, device=device)  # sand's owed log volume
-        self.mass = as_array((density * volume).astype(np.float32), float)
-        self.volume = as_array(volume.astype(np.float32), float)
-        self.material = as_array(material.astype(np.int32), int)
-        self.materials = wp.array([m.to_warp(dim) for m in materials], dtype=Material, device=device)
-        self.obstacles = wp.array(obstacles, dtype=Obstacle, device=device) if obstacles else \
-            wp.empty(0, dtype=Obstacle, device=device)
-        self.grid_v = wp.zeros(self.num_nodes, dtype=self.k.vec, device=device)
+
+        self.particles = particles = k.Particles()
+        particles.x = as_array(x.astype(np.float32), k.vec)
+        particles.v = as_array(v.astype(np.float32), k.vec)
+        particles.C = wp.zeros(n, dtype=k.mat, device=device)
+        particles.F = as_array(np.tile(np.eye(dim, dtype=np.float32), (n, 1, 1)), k.mat)
+        particles.volume_gain = wp.zeros(n, dtype=float, device=device)
+        density = np.array([m.density for m in materials])[material]
+        particles.mass = as_array((density * volume).astype(np.float32), float)
+        particles.volume = as_array(volume.astype(np.float32), float)
+        particles.material = as_array(material.astype(np.int32), int)
+
+        self.grid = grid = k.Grid()
+        grid.v = wp.zeros(self.num_nodes, dtype=k.vec, device=device)
+        grid.origin = k.vec(*(lower - GRID_PADDING * dx))
+        grid.dx, grid.inv_dx = self.dx, 1.0 / self.dx
+        grid.strides = wp.vec3i(*[int(np.prod(resolution[d + 1:])) for d in range(dim)], *[0] * (3 - dim))
+        grid.resolution = wp.vec3i(*resolution.tolist(), *[1] * (3 - dim))
         if self.gather:  # per-cell particle lists, and each particle's affine momentum
-            self.head = wp.empty(self.num_nodes, dtype=int, device=device)
-            self.next = wp.empty(n, dtype=int, device=device)
-            self.affine = wp.empty(n, dtype=self.k.mat, device=device)
+            grid.head = wp.empty(self.num_nodes, dtype=int, device=device)
+            particles.next = wp.empty(n, dtype=int, device=device)
+            particles.affine = wp.empty(n, dtype=k.mat, device=device)
         else:
-            self.grid_m = wp.zeros(self.num_nodes, dtype=float, device=device)
-        self.gravity = self.k.vec(*np.asarray(gravity, float))
+            grid.m = wp.zeros(self.num_nodes, dtype=float, device=device)
+
+        self.scene = scene = k.Scene()
+        scene.gravity = k.vec(*np.asarray(gravity, float))
+        scene.materials = wp.array([m.to_warp(dim) for m in materials], dtype=Material, device=device)
+        scene.lower, scene.upper = k.vec(*lower), k.vec(*upper)
         pad3 = lambda a: wp.vec3(*[float(t) for t in a], *[0.0] * (3 - dim))
         # Nodes on a wall count as inside it, whatever the float rounding of their position.
-        self.lower3, self.upper3 = pad3(self.lower + 1e-3 * dx), pad3(self.upper - 1e-3 * dx)
-        self.walls, self.wall_friction = int(walls), float(wall_friction)
+        scene.wall_lower, scene.wall_upper = pad3(lower + 1e-3 * dx), pad3(upper - 1e-3 * dx)
+        scene.walls, scene.wall_friction = int(walls), float(wall_friction)
+        scene.obstacles = wp.array(obstacles, dtype=Obstacle, device=device) if obstacles else \
+            wp.empty(0, dtype=Obstacle, device=device)
         self._graph, self._graph_dt = None, None
 
     def substep(self, dt: float) -> None:
@@ -285,46 +315,36 @@ class MPMSolver:
     def _capture(self, dt: float) -> wp.Graph:
         # One substep as a graph: CUDA replays it without Python packing each launch (Warp CPU
         # graphs replay in C++).
-        k, inv_dx, device = self.k, 1.0 / self.dx, self.device
+        k, device = self.k, self.device
         p2g = (k.link, sort_cells, k.gather) if self.gather else (k.p2g, k.grid_update)
         for kernel in (*p2g, k.g2p):  # compiled outside the capture
             wp.load_module(kernel.module, device=device)
-        particles = [self.C, self.F, self.volume_gain, self.mass, self.volume, self.material, self.materials]
-        nodes = [self.dx, self.strides, self.resolution, dt, self.gravity, self.lower3, self.upper3,
-                 self.walls, self.wall_friction, self.obstacles]  # what a node's velocity update takes
+        particles, grid, scene = self.particles, self.grid, self.scene
+        n = len(particles.x)
         with wp.ScopedCapture(device=device, force_module_load=False) as capture:
             if self.gather:
-                self.head.fill_(-1)
-                wp.launch(k.link, dim=len(self.x), device=device, inputs=[
-                    self.x, *particles, self.origin, inv_dx, self.dx, self.strides, dt, self.affine,
-                    self.head, self.next])
-                wp.launch(sort_cells, dim=self.num_nodes, device=device, inputs=[self.head, self.next])
-                wp.launch(k.gather, dim=self.num_nodes, device=device, inputs=[
-                    self.x, self.v, self.mass, self.affine, self.head, self.next, self.origin, inv_dx,
-                    *nodes, self.grid_v])
+                grid.head.fill_(-1)
+                wp.launch(k.link, dim=n, device=device, inputs=[particles, grid, scene, dt])
+                wp.launch(sort_cells, dim=self.num_nodes, device=device, inputs=[grid.head, particles.next])
+                wp.launch(k.gather, dim=self.num_nodes, device=device, inputs=[particles, grid, scene, dt])
             else:
-                self.grid_v.zero_()
-                self.grid_m.zero_()
-                wp.launch(k.p2g, dim=len(self.x), device=device, inputs=[
-                    self.x, self.v, *particles, self.origin, inv_dx, self.dx, self.strides, dt, self.grid_v,
-                    self.grid_m])
-                wp.launch(k.grid_update, dim=self.num_nodes, device=device,
-                          inputs=[self.grid_v, self.grid_m, self.origin, *nodes])
-            wp.launch(k.g2p, dim=len(self.x), device=device, inputs=[
-                self.x, self.v, self.C, self.grid_v, self.origin, inv_dx, self.strides, dt,
-                k.vec(*self.lower), k.vec(*self.upper)])
+                grid.v.zero_()
+                grid.m.zero_()
+                wp.launch(k.p2g, dim=n, device=device, inputs=[particles, grid, scene, dt])
+                wp.launch(k.grid_update, dim=self.num_nodes, device=device, inputs=[grid, scene, dt])
+            wp.launch(k.g2p, dim=n, device=device, inputs=[particles, grid, scene, dt])
         return capture.graph
 
     def positions(self) -> np.ndarray:
         """Particle positions [N, dim] float32 (a view on CPU, a copy from CUDA)."""
-        return self.x.numpy()
+        return self.particles.x.numpy()
 
     def velocities(self) -> np.ndarray:
-        return self.v.numpy()
+        return self.particles.v.numpy()
 
     def volume_ratios(self) -> np.ndarray:
         """J = det F per particle: the current volume over the initial one."""
-        return np.linalg.det(self.F.numpy().astype(np.float64))
+        return np.linalg.det(self.particles.F.numpy().astype(np.float64))
 
 
 def time_step(dx: float, materials: list[MaterialParams], max_speed: float, cfl: float = 0.4) -> float:

@@ -52,13 +52,13 @@ def test_mass_is_conserved_exactly_through_every_transfer():
     solver, _, dt, substeps = build_solver(
         parse_scene(scene(blocks, [[0, 0], [0.25, 0.2]], 0.004, 2, 0.005))
     )
-    mass = solver.mass.numpy().copy()
+    mass = solver.particles.mass.numpy().copy()
     total = mass.astype(np.float64).sum()
     for _ in range(5 * substeps):
         solver.substep(dt)
-        grid_mass = solver.grid_m.numpy().astype(np.float64).sum()
+        grid_mass = solver.grid.m.numpy().astype(np.float64).sum()
         assert abs(grid_mass - total) <= 1e-6 * total  # float32 round-off only
-    assert np.array_equal(solver.mass.numpy(), mass)
+    assert np.array_equal(solver.particles.mass.numpy(), mass)
     assert np.isfinite(solver.positions()).all()
 
 
