@@ -279,44 +279,45 @@ def to_warp_obstacle(o: dict, dim: int, lower: np.ndarray, upper: np.ndarray) ->
 
 
 def sample_blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Particles on one lattice of `particle_spacing` over the domain, each taken by the first block
-    that contains it (or, seeded at random, as many per block scattered over it): positions
-    [N, dim], velocities [N, dim], block index [N]."""
+    """Each block's particles, on the lattice or at random (`scene.seeding`): positions [N, dim],
+    velocities [N, dim], block index [N]."""
     s = scene.particle_spacing
     counts = [math.floor((hi - lo) / s + 1e-6) for lo, hi in zip(scene.lower, scene.upper)]
-    check_lattice(counts, scene.dim)
+    check_lattice(counts, scene.dim)  # also bounds the random candidates: a block's box is inside the domain
+    x, owner = _scatter(scene) if scene.seeding == "random" else _lattice(scene, counts)
+    check_trajectory(scene.frames, len(x), scene.dim)
+    velocities = np.stack([block.velocity for block in scene.blocks])
+    return x, velocities[owner], owner
+
+
+def _lattice(scene: Scene, counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One lattice of `particle_spacing` over the domain, each point taken by the first block that
+    contains it."""
+    s = scene.particle_spacing
     axes = [lo + s * (0.5 + np.arange(count)) for lo, count in zip(scene.lower, counts)]
     lattice = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, scene.dim)
     owner = np.full(len(lattice), -1)
     for index, block in enumerate(scene.blocks):
         owner[(owner < 0) & _inside(block, lattice)] = index
     keep = owner >= 0
-    x, owner = lattice[keep], owner[keep]
-    check_trajectory(scene.frames, len(x), scene.dim)
-    if scene.seeding == "random":
-        x = _scatter(scene, owner)
-    v = np.stack([scene.blocks[b].velocity for b in owner]) if len(owner) else np.zeros((0, scene.dim))
-    return x, v, owner
+    return lattice[keep], owner[keep]
 
 
-def _scatter(scene: Scene, owner: np.ndarray) -> np.ndarray:
-    """Uniform random positions, as many in each block (outside the blocks before it) as the lattice
-    gives it: the seeding of taichi_elements' add_cube, without the lattice's aligned rows."""
+def _scatter(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random points at one per particle_spacing^dim, as taichi_elements' add_cube seeds:
+    each block draws its bounding box's share and keeps those inside it and outside the blocks
+    before it, so a box gets round(volume / spacing^dim) particles, without the lattice's rows."""
     rng = np.random.default_rng(scene.seed)
-    x = np.empty((len(owner), scene.dim))
+    points, owners = [], []
     for index, block in enumerate(scene.blocks):
-        mine = np.flatnonzero(owner == index)
         low, high = _bounding_box(block)
-        found, count = [], 0
-        while count < len(mine):  # rejection: the lattice put >= 1 point where the block is uncovered
-            candidates = rng.uniform(low, high, (2 * len(mine), scene.dim))
-            keep = _inside(block, candidates)
-            for earlier in scene.blocks[:index]:
-                keep &= ~_inside(earlier, candidates)
-            found.append(candidates[keep])
-            count += int(keep.sum())
-        x[mine] = np.concatenate(found)[: len(mine)]
-    return x
+        candidates = rng.uniform(low, high, (round(np.prod(high - low) / scene.particle_spacing**scene.dim), scene.dim))
+        keep = _inside(block, candidates)
+        for earlier in scene.blocks[:index]:
+            keep &= ~_inside(earlier, candidates)
+        points.append(candidates[keep])
+        owners.append(np.full(int(keep.sum()), index))
+    return np.concatenate(points), np.concatenate(owners)
 
 
 def _bounding_box(block: Block) -> tuple[np.ndarray, np.ndarray]:

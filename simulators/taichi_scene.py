@@ -9,7 +9,7 @@ Our scene reproduces their run, not their input's intent, where the two differ:
 - walls: their frictional colliders act on grid nodes strictly beyond `sim_space`, so the last
   wall node is the one below 0.1 (6/64 on a 64 grid); our walls sit on that node, on the same grid;
 - particles: they seed 2^dim particles per cell uniformly at random (`add_cube`); so do we
-  (`"seeding": "random"`, the count of a lattice at half the grid spacing), from our own seed;
+  (`"seeding": "random"` at half the grid spacing), from our own seed;
 - frames: their first saved frame is the state after one frame, so we run one frame more and
   `taichi_frames` drops our initial state.
 """
@@ -34,7 +34,9 @@ REQUIRED = ("domain_size", "sim_space", "sim_resolution", "nsteps", "mpm_dt", "w
 
 
 def load_taichi_scene(path: str | Path, seed: int = 0) -> dict:
-    """Our scene for a taichi_mpm input file; SceneError naming the file on anything unreadable."""
+    """Our scene for a taichi_mpm input file; SceneError naming the file on anything unreadable.
+    Its particles are seeded from `seed` and the input's number, so that the inputs of a folder get
+    packings of their own and an input re-run alone gets the same one."""
     path = Path(path)
     if not path.is_file():
         raise SceneError(f"{path}: file not found")
@@ -43,7 +45,9 @@ def load_taichi_scene(path: str | Path, seed: int = 0) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SceneError(f"{path}: not valid JSON ({str(error).splitlines()[0]})") from None
     try:
-        return scene_from_taichi(inputs, seed)
+        number = re.search(r"(\d+)\.json$", path.name)
+        own_seed = np.random.SeedSequence([seed, int(number[1]) if number else 0]).generate_state(1)[0]
+        return scene_from_taichi(inputs, int(own_seed))
     except SceneError as error:
         raise SceneError(f"{path}: {error}") from None
 

@@ -100,24 +100,38 @@ def test_yaml_scene_reads_like_json(tmp_path):
     assert a.source == b.source and a.particle_spacing == 0.002
 
 
-def test_random_seeding_scatters_the_lattice_count_over_each_block():
-    """As many particles per block as the lattice gives it, uniformly over the block and outside
-    the blocks before it; the same seed gives the same particles, another seed others."""
+def test_random_seeding_puts_one_particle_per_spacing_volume_uniformly_over_each_block():
+    """A box gets round(area / spacing^2) particles, spread uniformly; a later sphere only its part
+    outside the box, at the same density; a block wholly covered gets none. The same seed gives the
+    same particles, another seed others."""
     blocks = [{"material": "sand", "box": [[0.1, 0.1], [0.5, 0.5]]},
-              {"material": "water", "sphere": {"center": [0.5, 0.5], "radius": 0.2}}]
+              {"material": "water", "sphere": {"center": [0.5, 0.5], "radius": 0.2}},
+              {"material": "goop", "box": [[0.2, 0.2], [0.3, 0.3]]}]
     scene = {"dim": 2, "domain": [[0, 0], [1, 1]], "particle_spacing": 0.01, "frames": 2, "frame_dt": 0.01,
-             "blocks": blocks}
-    _, _, lattice_owner = sample_blocks(parse_scene(scene))
-    x, v, owner = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 3}))
-    assert np.array_equal(np.bincount(owner), np.bincount(lattice_owner)) and v.shape == x.shape
+             "blocks": blocks, "seeding": "random", "seed": 3}
+    x, v, owner = sample_blocks(parse_scene(scene))
+    counts = np.bincount(owner, minlength=3)
+    assert counts[0] == 1600 and counts[2] == 0 and v.shape == x.shape
+    outside_box = np.pi * 0.2**2 * 3 / 4 / 0.01**2  # 942 expected, binomial spread ~20
+    assert abs(counts[1] / outside_box - 1) < 0.06
     in_box = np.all((x >= 0.1) & (x <= 0.5), axis=1)
     assert in_box[owner == 0].all() and not in_box[owner == 1].any()
     assert np.all(np.linalg.norm(x[owner == 1] - 0.5, axis=1) <= 0.2)
     sand = x[owner == 0]  # uniform: a quarter of the block's particles in each quadrant, within noise
     assert np.all(np.abs(np.bincount(2 * (sand[:, 0] > 0.3) + (sand[:, 1] > 0.3)) / len(sand) - 0.25) < 0.03)
-    again, _, _ = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 3}))
-    other, _, _ = sample_blocks(parse_scene(scene | {"seeding": "random", "seed": 4}))
-    assert np.array_equal(x, again) and not np.allclose(x, other)
+    again, _, _ = sample_blocks(parse_scene(scene))
+    other, _, _ = sample_blocks(parse_scene(scene | {"seed": 4}))
+    assert np.array_equal(x, again) and not np.array_equal(x[:1600], other[:1600])
+
+
+def test_random_seeding_of_a_block_behind_a_same_shaped_polygon_ends():
+    """A box on a polygon with the same edges has nothing left to fill: no particles, no endless draw."""
+    square = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
+    scene = {"dim": 2, "domain": [[-0.005, -0.005], [1, 1]], "particle_spacing": 0.01, "frames": 2,
+             "frame_dt": 0.01, "seeding": "random",
+             "blocks": [{"material": "sand", "polygon": square}, {"material": "water", "box": [[0.1, 0.1], [0.5, 0.5]]}]}
+    _, _, owner = sample_blocks(parse_scene(scene))
+    assert abs(np.sum(owner == 0) / 1600 - 1) < 0.05 and np.sum(owner == 1) < 5
 
 
 # ---------------------------------------------------------------------------------------------

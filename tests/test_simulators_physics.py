@@ -177,11 +177,11 @@ def test_dam_break_surge_front_matches_martin_moyce():
 
 def column_collapse(
     aspect_ratio: float, spacing: float, length: float = 0.05, walls: str = "frictional",
-    params: dict | None = None, **scene_keys,
+    params: dict | None = None, frames: int = 61, **scene_keys,
 ) -> tuple[float, float]:
     """Normalised runout (L_f - L_i) / L_i and final height H_f / L_i of a 2D sand column of
-    width L_i and height a L_i released against a wall onto a frictional floor (or `walls`; sand
-    `params` and other scene keys, e.g. seeding, pass through)."""
+    width L_i and height a L_i released against a wall onto a frictional floor (or `walls`) and
+    watched for `frames` of 0.01 s; sand `params` and other scene keys, e.g. seeding, pass through."""
     height = aspect_ratio * length
     reach = length * (2 + 3 * aspect_ratio)
     position, _ = simulate(
@@ -189,7 +189,7 @@ def column_collapse(
             [{"material": "sand", "box": [[0, 0], [length, height]], "params": params or {}}],
             [[0, 0], [reach, height + 0.02]],
             spacing,
-            61,
+            frames,
             0.01,
             walls=walls,
             wall_friction=0.5,
