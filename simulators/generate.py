@@ -97,13 +97,13 @@ def generate_from_taichi(path: str | Path, out: str | Path, device: str | None =
     keeps its scene, so that `simulators.diagnostics.compare_runs` pairs them with their runs."""
     files = input_files(path)
     scenes = [load_taichi_scene(file, seed) for file in files]
+    parsed = [parse_scene(scene) for scene in scenes]
     device = resolve_device(device)
-    runs = [_run(parse_scene(scene), device, f"{file.name}") for file, scene in zip(files, scenes)]
-    first = parse_scene(scenes[0])
-    metadata = {"simulator": "mls-mpm (warp)", "taichi_mpm_inputs": [str(file.resolve()) for file in files],
-                "scenes": scenes, "gravity": first.gravity.tolist(),
-                "particle_spacing": first.particle_spacing, "grid_spacing": first.grid_spacing}
-    return _write_train(out, first, np.stack([first.lower, first.upper], axis=1).tolist(), metadata, runs)
+    runs = [_run(scene, device, file.name) for file, scene in zip(files, parsed)]
+    bounds, metadata = dataset_info(parsed[0])  # the box, gravity and spacings they share
+    del metadata["scene"]  # one per input instead, beside the input it came from
+    metadata |= {"taichi_mpm_inputs": [str(file.resolve()) for file in files], "scenes": scenes}
+    return _write_train(out, parsed[0], bounds, metadata, runs)
 
 
 def _write_train(out: str | Path, scene, bounds: list, metadata: dict, runs: list) -> Path:

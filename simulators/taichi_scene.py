@@ -25,7 +25,7 @@ import numpy as np
 
 from gnsim.convert.taichi_mpm import read_trajectory
 from simulators.diagnostics.deposit import compare
-from simulators.scene import SceneError
+from simulators.scene_checks import SceneError, number, vector
 
 MATERIAL_KEYS = {"rho": "density", "elastic_modulus": "youngs_modulus", "poisson_ratio": "poisson_ratio",
                  "friction_angle": "friction_angle"}
@@ -45,8 +45,7 @@ def load_taichi_scene(path: str | Path, seed: int = 0) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SceneError(f"{path}: not valid JSON ({str(error).splitlines()[0]})") from None
     try:
-        number = re.search(r"(\d+)\.json$", path.name)
-        own_seed = np.random.SeedSequence([seed, int(number[1]) if number else 0]).generate_state(1)[0]
+        own_seed = np.random.SeedSequence([seed, int(_input_number(path) or 0)]).generate_state(1)[0]
         return scene_from_taichi(inputs, int(own_seed))
     except SceneError as error:
         raise SceneError(f"{path}: {error}") from None
@@ -93,10 +92,7 @@ def scene_from_taichi(inputs: dict, seed: int = 0) -> dict:
 
 
 def _number(inputs: dict, key: str) -> float:
-    value = inputs[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise SceneError(f"taichi_mpm input.{key}: must be a number, got {value!r}")
-    return float(value)
+    return number(inputs[key], f"taichi_mpm input.{key}")
 
 
 def _cubes(inputs: dict, dim: int) -> list[tuple[list, list]]:
@@ -113,15 +109,12 @@ def _cubes(inputs: dict, dim: int) -> list[tuple[list, list]]:
     if not isinstance(cubes, list) or not cubes or not isinstance(velocities, list) or len(velocities) != len(cubes):
         raise SceneError("taichi_mpm input.gen_cube_from_data.sim_inputs[0].mass: expected `cubes` and as many "
                          "`velocity_for_cubes`")
+    where = "taichi_mpm input.gen_cube_from_data.sim_inputs[0].mass"
     result = []
     for i, (cube, velocity) in enumerate(zip(cubes, velocities)):
-        numbers = lambda values, count: (isinstance(values, list) and len(values) == count and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
-        if not numbers(cube, 2 * dim) or not numbers(velocity, dim):
-            raise SceneError(f"taichi_mpm input.gen_cube_from_data.sim_inputs[0].mass.cubes[{i}]: expected "
-                             f"{2 * dim} numbers (corner, size) and a velocity of {dim}")
-        corner, size = np.asarray(cube[:dim], float), np.asarray(cube[dim:], float)
-        result.append(([corner.tolist(), (corner + size).tolist()], [float(v) for v in velocity]))
+        cube = vector(cube, 2 * dim, f"{where}.cubes[{i}]")  # corner, then size
+        velocity = vector(velocity, dim, f"{where}.velocity_for_cubes[{i}]")
+        result.append(([cube[:dim].tolist(), (cube[:dim] + cube[dim:]).tolist()], velocity.tolist()))
     return result
 
 
@@ -139,10 +132,16 @@ def cube_size(scene: dict) -> float:
 def taichi_trajectory_path(input_path: str | Path) -> Path:
     """Their trajectory beside an input: `inputs_2d_K.json` -> `trajectoryK.npz` (K its number)."""
     input_path = Path(input_path)
-    number = re.search(r"(\d+)\.json$", input_path.name)
+    number = _input_number(input_path)
     if number is None:
         raise SceneError(f"{input_path}: expected a name ending in a number, like inputs_2d_7.json")
-    return input_path.with_name(f"trajectory{number[1]}.npz")
+    return input_path.with_name(f"trajectory{number}.npz")
+
+
+def _input_number(path: Path) -> str | None:
+    """K of `inputs_2d_K.json`, the number that pairs an input with its trajectory."""
+    found = re.search(r"(\d+)\.json$", path.name)
+    return found[1] if found else None
 
 
 def read_taichi_trajectory(path: str | Path) -> np.ndarray:
