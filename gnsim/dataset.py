@@ -351,7 +351,6 @@ class TrajectoryFile:
         self.min_frames = min_frames
         self._handle: h5py.File | None = None
         self._pid: int | None = None
-        self._checked: set[tuple[int, str]] = set()  # (trajectory, field) whose header is checked
         self.names = sorted(self._file.keys())
         if not self.names:
             raise DatasetError(f"{self.path}: holds no trajectory")
@@ -365,8 +364,14 @@ class TrajectoryFile:
         """Every field's header (its storage, its size), so that a hostile file is refused on
         opening, before a run folder or an output exists; reads no data."""
         for k, name in enumerate(self.names):
-            for key in self._dataset(k, "position").parent:
-                self._dataset(k, key)
+            where = f"{self.path} trajectory {name}"
+            try:
+                group = checked_entry(where, self._file, name, h5py.Group)
+            except (KeyError, OSError) as error:
+                raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
+            self._dataset(k, "position")  # the one field every trajectory has
+            for key in group:
+                checked_entry(where, group, key, h5py.Dataset)
 
     @property
     def _file(self) -> h5py.File:
@@ -387,18 +392,11 @@ class TrajectoryFile:
         return len(self.names)
 
     def _dataset(self, k: int, key: str) -> h5py.Dataset:
-        if (k, key) in self._checked:  # its header, checked on opening, is not checked per window
-            return self._file[self.names[k]][key]
-        where = f"{self.path} trajectory {self.names[k]}"
-        try:
-            group = checked_entry(where, self._file, self.names[k], h5py.Group)
-        except (KeyError, OSError) as error:
-            raise DatasetError(f"{where}: unreadable group ({_first_line(error)})") from None
+        """Field `key` of trajectory k; its header was checked on opening (_check_fields)."""
+        group = self._file[self.names[k]]
         if key not in group:
-            raise DatasetError(f"{where}: missing field {key!r}")
-        dataset = checked_entry(where, group, key, h5py.Dataset)
-        self._checked.add((k, key))
-        return dataset
+            raise DatasetError(f"{self.path} trajectory {self.names[k]}: missing field {key!r}")
+        return group[key]
 
     def shape(self, k: int) -> tuple[int, ...]:
         """Shape [T, N, D] of trajectory k's positions, read from the header only."""

@@ -180,11 +180,6 @@ def train(
         averaged_weights, weights = list(average.parameters()), list(simulator.parameters())
 
     def save(name: str) -> None:  # the state as of now: step and best are read at the call
-        # A finite loss can still be followed by an update that broke the weights: never save them.
-        if not bool(torch.stack([p.isfinite().all() for p in simulator.parameters()]).all()):
-            raise TrainingError(f"training diverged at step {step} (weights not finite); "
-                                f"{checkpoint_dir / 'last.pt'} keeps the last checkpoint before it. "
-                                "Lower learning_rate or check the data")
         save_checkpoint(
             checkpoint_dir / name, simulator, optimizer, config, metadata, step, best, average
         )
@@ -245,7 +240,7 @@ def train(
             checkpoint_now = step % config["checkpoint_every"] == 0 or step == config["steps"]
             keep_now = config["keep_every"] and step % config["keep_every"] == 0
             if log_now or validate_now or checkpoint_now or keep_now:
-                stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+                stop_if_diverged(diverged, step, simulator, distributed, checkpoint_dir / "last.pt")
             if log_now:
                 if distributed:  # the global batch's loss: the mean of the ranks' shares
                     dist.all_reduce(loss_sum)
@@ -284,7 +279,7 @@ def train(
             for stop, handler in previous_handlers.items():
                 signal.signal(stop, handler)
     if interrupted:
-        stop_if_diverged(diverged, distributed, checkpoint_dir / "last.pt")
+        stop_if_diverged(diverged, step, simulator, distributed, checkpoint_dir / "last.pt")
         if master:
             save("last.pt")
         raise Interrupted(f"interrupted at step {step}: {checkpoint_dir / 'last.pt'} holds it; "
@@ -329,14 +324,20 @@ class Interrupted(TrainingError):
 DIVERGED_LOSS = 1e6
 
 
-def stop_if_diverged(diverged: torch.Tensor, distributed: bool, last: Path) -> None:
-    """Raise, before anything is saved, if some step's loss was not finite or past DIVERGED_LOSS."""
+def stop_if_diverged(diverged: torch.Tensor, step: int, model: torch.nn.Module, distributed: bool,
+                     last: Path) -> None:
+    """Raise, before anything is saved, if some step's loss was not finite or past DIVERGED_LOSS,
+    or the weights are not finite now (a finite loss can be followed by an update that broke them)."""
+    broken = ~torch.stack([p.isfinite().all() for p in model.parameters()]).all()
+    flags = torch.stack([diverged, broken.long()])
     if distributed:  # every rank stops together
-        dist.all_reduce(diverged, op=dist.ReduceOp.MAX)
-    if int(diverged):
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    loss_step, weights_broken = (int(flag) for flag in flags)
+    if loss_step or weights_broken:
         kept = f"{last} keeps the last checkpoint before it" if last.is_file() else "no checkpoint was written"
-        raise TrainingError(f"training diverged at step {int(diverged)} (loss not finite or above "
-                            f"{DIVERGED_LOSS:g}); {kept}. Lower learning_rate or check the data")
+        cause = (f"step {loss_step} (loss not finite or above {DIVERGED_LOSS:g})" if loss_step else
+                 f"step {step} (weights not finite)")
+        raise TrainingError(f"training diverged at {cause}; {kept}. Lower learning_rate or check the data")
 
 
 class Validation:

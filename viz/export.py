@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -18,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pyvista as pv
 
-from gnsim.atomic import temporary_folder
+from gnsim.atomic import replacing_folder
 from gnsim.dataset import DatasetError, TrajectoryFile, read_metadata
 from viz.points import as_3d
 
@@ -51,8 +50,7 @@ def export(path: str | os.PathLike, out: str | os.PathLike, trajectory: int = 0)
     fields = frame_fields(data.position.astype(np.float64), dt, None if truth is None else np.asarray(truth))
     points = as_3d(data.position)
     name = f"trajectory_{trajectory:05d}"
-    staging = temporary_folder(out)
-    try:
+    with replacing_folder(out) as staging:  # out: absent or empty, checked above
         (staging / name).mkdir()
         entries = []
         for t in range(len(points)):
@@ -66,11 +64,6 @@ def export(path: str | os.PathLike, out: str | os.PathLike, trajectory: int = 0)
         (staging / f"{name}.pvd").write_text(
             '<?xml version="1.0"?>\n<VTKFile type="Collection" version="0.1">\n  <Collection>\n'
             + "\n".join(entries) + "\n  </Collection>\n</VTKFile>\n")
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out / f"{name}.pvd"
 
 

@@ -182,7 +182,8 @@ def _is_conversion_of(cache: Path, folder: Path) -> bool:
 
 def _is_cache_of(cache: Path, folder: Path) -> bool:
     """A conversion of `folder` as its files are now."""
-    return _is_conversion_of(cache, folder) and _conversion_source(cache).get("fingerprint") == fingerprint(folder)
+    source = _conversion_source(cache)
+    return source.get("path") == str(folder.resolve()) and source.get("fingerprint") == fingerprint(folder)
 
 
 def ensure_dataset(

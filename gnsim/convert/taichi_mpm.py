@@ -89,8 +89,9 @@ def read(folder: Path) -> Source:
                                       "splits": {str(k): assignment[k] for k in sorted(files)}})
 
 
-def read_trajectory(path: Path) -> TrajectoryRecord:
-    """The one trajectory of a taichi_mpm npz, read by gns's restricted unpickler (no pickle runs)."""
+def read_trajectory(path: Path, dim: int | None = None) -> TrajectoryRecord:
+    """The one trajectory of a taichi_mpm npz, read by gns's restricted unpickler (no pickle runs),
+    its positions checked to be `dim`-D (by default, whatever their last axis says)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
@@ -98,13 +99,13 @@ def read_trajectory(path: Path) -> TrajectoryRecord:
     if count != 1:
         raise DatasetError(f"{path}: holds {count} trajectories, expected 1")
     item = next(items)
-    return npz.decode_trajectory(f"{path} ({names[0] if names else npz.LAYOUT_KEY!r})", item,
-                                 np.asarray(item[0]).shape[-1])
+    if dim is None:
+        shape = np.shape(item[0]) if hasattr(item, "__len__") and len(item) else ()
+        dim = shape[-1] if shape else 0  # 0: decode_trajectory refuses the item in its own words
+    return npz.decode_trajectory(f"{path} ({names[0] if names else npz.LAYOUT_KEY!r})", item, dim)
 
 
 def _trajectory(path: Path, inputs: dict, dim: int) -> TrajectoryRecord:
-    record = read_trajectory(path)
-    if record.position.shape[-1] != dim:
-        raise DatasetError(f"{path}: positions are {record.position.shape[-1]}D, its input file's sim_space {dim}D")
+    record = read_trajectory(path, dim)
     record.extras = {MATERIAL: np.array([math.tan(math.radians(inputs["friction_angle"]))], np.float32)}
     return record
